@@ -1,0 +1,17 @@
+"""The model family: Restormer backbone (``restormer``), every fusion mechanism (``fusion``), CSNet
+assembled from a config (``network``) and its size (``summary``)."""
+from csnet.models.fusion import FUSIONS, SELECTING, FusionSite
+from csnet.models.network import CSNet, ModelConfig, build_model, load_model, save_model
+from csnet.models.restormer import SITES
+
+__all__ = [
+    "CSNet",
+    "FUSIONS",
+    "FusionSite",
+    "ModelConfig",
+    "SELECTING",
+    "SITES",
+    "build_model",
+    "load_model",
+    "save_model",
+]
