@@ -1,0 +1,299 @@
+"""A notebook's output folder: tables, figures, JSON and the manifest, all written atomically.
+
+Every notebook writes through one :class:`OutputDir`, so that what it produced is uniform (CSV for
+data, LaTeX and Markdown for papers, PDF and PNG for figures) and reproducible: figures carry no
+creation dates and are byte-identical when re-drawn from the same numbers, and ``manifest.json``
+records what produced them (parameters, seeds, git commit, package versions, text encoder, device,
+wall time), without host or user names.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from csnet.io import atomic_write
+from csnet.paths import project_root
+
+# Distributions whose versions go into every manifest (PyPI names).
+MANIFEST_PACKAGES = (
+    "torch", "numpy", "pandas", "scipy", "scikit-image", "scikit-learn", "captum", "open_clip_torch",
+    "wordllama", "matplotlib", "seaborn", "papermill", "csnet-suite",
+)
+
+# Metadata that would otherwise differ between two saves of the same figure.
+_PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
+_PNG_METADATA = {"Software": None}
+
+FloatFormat = str | Callable[[float], str] | None
+
+
+class OutputDir:
+    """The folder a notebook writes into (created if missing).
+
+    ``started`` is when the work began (``time.time()`` seconds or an aware ``datetime``); by default
+    the moment this object is created. The manifest's wall time counts from it.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, started: float | dt.datetime | None = None):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        if isinstance(started, dt.datetime):
+            started = started.timestamp()
+        self.started = time.time() if started is None else float(started)
+        self._written: list[Path] = []
+
+    def __repr__(self) -> str:
+        return f"OutputDir({str(self.path)!r})"
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # ----------------------------------------------------------------------------------- tables
+    def table(self, df: pd.DataFrame, name: str, *, index: bool = False, caption: str | None = None,
+              float_format: FloatFormat = None) -> dict[str, Path]:
+        """Write ``name.csv`` (full precision), ``name.tex`` (booktabs, LaTeX-escaped) and ``name.md``.
+
+        ``float_format`` ("{:.2f}", "%.2f" or a callable) formats floats in the LaTeX and Markdown
+        copies only; the CSV keeps every digit, since it is the copy other code reads. ``caption``
+        is plain text (escaped for LaTeX) and also labels the table ``tab:<name>``.
+        Returns ``{"csv": path, "tex": path, "md": path}``.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"table {name!r}: expected a pandas DataFrame, got {type(df).__name__}")
+        shown = _formatted(df, float_format)
+        paths = {ext: self.path / f"{name}.{ext}" for ext in ("csv", "tex", "md")}
+
+        with atomic_write(paths["csv"]) as tmp:
+            df.to_csv(tmp, index=index, lineterminator="\n")
+        latex = shown.to_latex(index=index, escape=True, caption=_escape_latex(caption) if caption else None,
+                               label=f"tab:{name}" if caption else None)
+        _write_text(paths["tex"], latex)
+        numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+        align = (["left"] if index else []) + ["right" if n else "left" for n in numeric]
+        markdown = shown.to_markdown(index=index, disable_numparse=True, colalign=align)
+        if caption:
+            markdown = f"{markdown}\n\nTable: {caption}"
+        _write_text(paths["md"], markdown + "\n")
+
+        self._record(*paths.values())
+        return paths
+
+    # ---------------------------------------------------------------------------------- figures
+    def figure(self, fig, name: str, *, dpi: int = 300, close: bool = True) -> dict[str, Path]:
+        """Save ``fig`` as ``name.pdf`` and ``name.png`` with fonts embedded and no dates, so the
+        same figure gives the same bytes run after run; then close it (unless ``close=False``).
+        Returns ``{"pdf": path, "png": path}``."""
+        import matplotlib as mpl
+        import matplotlib.pyplot as plt
+
+        from analysis.style import REPRODUCIBLE_RC
+
+        paths = {ext: self.path / f"{name}.{ext}" for ext in ("pdf", "png")}
+        with mpl.rc_context(REPRODUCIBLE_RC):
+            with atomic_write(paths["pdf"]) as tmp:
+                fig.savefig(tmp, format="pdf", metadata=_PDF_METADATA)
+            with atomic_write(paths["png"]) as tmp:
+                fig.savefig(tmp, format="png", dpi=dpi, metadata=_PNG_METADATA)
+        if close:
+            plt.close(fig)
+        self._record(*paths.values())
+        return paths
+
+    # ------------------------------------------------------------------------------------- json
+    def json(self, obj: Any, name: str) -> Path:
+        """Write ``obj`` as ``name.json`` (``name`` may already end in ``.json``).
+
+        numpy scalars and arrays, paths, dataclasses, sets and pandas objects are converted; NaN and
+        infinities become ``null`` so the file is strict JSON.
+        """
+        path = self.path / (name if name.endswith(".json") else f"{name}.json")
+        _write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
+        self._record(path)
+        return path
+
+    # --------------------------------------------------------------------------------- manifest
+    def manifest(self, params: dict, *, seeds=None, text_encoder: dict | None = None,
+                 device: str | None = None, extra: dict | None = None) -> Path:
+        """Write ``manifest.json``: what produced this folder.
+
+        - ``parameters``: the notebook's parameters as given;
+        - ``seeds``: the seeds used;
+        - ``git``: ``{"commit": sha or None, "dirty": bool or None}`` of the project checkout (``None``
+          outside a git repository or before the first commit; *dirty* counts tracked files only);
+        - ``versions``: Python and the packages in :data:`MANIFEST_PACKAGES` (``None`` if absent);
+        - ``text_encoder``: the encoder really used (its ``.info``), not the one asked for;
+        - ``device``: ``device`` as used (e.g. ``"cuda:0"``), or what torch finds when not given;
+        - ``started_utc``, ``wall_time_s``: counted from ``started`` (see the class);
+        - ``files``: what this object wrote before the manifest, relative to the folder;
+        - ``extra``: anything else the notebook wants recorded.
+
+        No host name, user name or absolute path is recorded by this method.
+        """
+        wall = time.time() - self.started
+        record = {
+            "parameters": params,
+            "seeds": seeds,
+            "git": git_state(),
+            "versions": package_versions(),
+            "text_encoder": text_encoder,
+            "device": device_info(device),
+            "started_utc": dt.datetime.fromtimestamp(self.started, dt.timezone.utc).isoformat(timespec="seconds"),
+            "wall_time_s": round(wall, 3),
+            "files": [p.relative_to(self.path).as_posix() for p in self._written],
+            "extra": extra,
+        }
+        return self.json(record, "manifest")
+
+    def files(self) -> list[Path]:
+        """Every file written through this object, in order (a file written twice appears once)."""
+        return list(self._written)
+
+    def _record(self, *paths: Path) -> None:
+        for path in paths:
+            if path not in self._written:
+                self._written.append(path)
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _escape_latex(text: str) -> str:
+    """Plain text for LaTeX (captions are plain text, like the cells ``to_latex`` escapes)."""
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
+
+
+def _float_formatter(float_format: FloatFormat) -> Callable[[float], str] | None:
+    if float_format is None or callable(float_format):
+        return float_format
+    if "{" in float_format:
+        return float_format.format
+    if "%" in float_format:
+        return lambda x: float_format % x
+    raise ValueError(f"float_format {float_format!r}: use a format like '{{:.2f}}' or '%.2f', or a callable")
+
+
+def _formatted(df: pd.DataFrame, float_format: FloatFormat) -> pd.DataFrame:
+    """A copy for display: floats through ``float_format``, missing values as empty cells."""
+    fmt = _float_formatter(float_format)
+    shown = df.copy()
+    for column in shown.columns:
+        values = shown[column]
+        if pd.api.types.is_float_dtype(values):
+            shown[column] = [("" if pd.isna(v) else (fmt(v) if fmt else repr(float(v)))) for v in values]
+        else:
+            shown[column] = ["" if _is_missing(v) else str(v) for v in values]
+    return shown
+
+
+def _is_missing(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists, arrays: never "missing" as a whole
+        return False
+
+
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON types (see :meth:`OutputDir.json`)."""
+    if obj is None or isinstance(obj, (bool, str, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (os.PathLike,)):
+        return Path(obj).as_posix()
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return [to_jsonable(v) for v in sorted(obj, key=repr)]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, pd.DataFrame):
+        return to_jsonable(obj.to_dict(orient="records"))
+    if isinstance(obj, pd.Series):
+        return to_jsonable(obj.to_dict())
+    if isinstance(obj, (dt.datetime, dt.date, pd.Timestamp)):
+        return obj.isoformat()
+    raise TypeError(f"cannot write a {type(obj).__name__} to JSON: convert it to numbers, strings, lists or dicts")
+
+
+def git_state(root: str | os.PathLike | None = None) -> dict:
+    """``{"commit": HEAD sha or None, "dirty": bool or None}`` for the checkout at ``root``
+    (default: the project root). Untracked files (e.g. fresh results) do not make it dirty."""
+    root = Path(root) if root is not None else project_root()
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    if git("rev-parse", "--is-inside-work-tree") != "true":
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "--verify", "--quiet", "HEAD") or None,
+            "dirty": None if status is None else bool(status)}
+
+
+def package_versions(packages: tuple[str, ...] = MANIFEST_PACKAGES) -> dict[str, str | None]:
+    """Python's version and each distribution's installed version (``None`` when not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def device_info(device: str | None = None) -> dict:
+    """What computed the results: ``{"type": "cpu"|"cuda", "name": ..., "torch_threads": n}``.
+
+    ``device`` is the device the notebook used; when ``None``, CUDA is reported if torch sees it.
+    """
+    import torch
+
+    kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    info: dict[str, Any] = {"type": kind, "torch_threads": torch.get_num_threads()}
+    if kind == "cuda":
+        index = torch.device(device).index if device is not None else None
+        index = torch.cuda.current_device() if index is None else index
+        info["name"] = torch.cuda.get_device_name(index)
+        info["cuda"] = torch.version.cuda
+    else:
+        info["name"] = _cpu_model() or platform.machine()
+    return info
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
