@@ -1,0 +1,307 @@
+"""Scales of work (profiles) and the configuration that defines one trained model (``RunConfig``).
+
+A *profile* names how big everything is: the network, the patches, the batch, the number of steps, the
+tasks, where the training and test data come from, and which seeds a study repeats. Four exist:
+
+- ``smoke``: continuous integration. Seconds per model; the numbers mean nothing and say so.
+- ``quick``: the default of ``make reproduce``: the whole notebook suite, its ~30 small models included,
+  within 20 minutes on a 2-core machine.
+- ``cpu``: a serious CPU study: one notebook with 3 seeds within about 75 minutes on 2 cores.
+- ``paper``: PromptIR's scale (C = 48, blocks 4/6/6/8, 128² patches, batch 32); a GPU is expected and the
+  data are the standard sets in PromptIR's folder layout (``CSNET_DATA`` or ``data_root``).
+
+A ``RunConfig`` is everything that defines one trained model. Its hash (``config_hash``) names the run's
+folder in the store, so two notebooks asking for the same model share it. Only the fields that change
+the trained weights enter the hash; bookkeeping (checkpoint interval, log interval, worker count, the
+profile's name) does not.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# Bumped when the training procedure changes in a way that changes the weights of an otherwise equal
+# config, so that stale runs in a store are not silently reused.
+TRAINING_VERSION = 1
+
+THREE_TASKS = ("denoise_15", "denoise_25", "denoise_50", "derain", "dehaze")
+
+# The text encoder used when none is named. CLIP's weights cannot be downloaded here; wordllama ships
+# real pretrained static embeddings inside its wheel, a semantic text prior that works offline. Every
+# run records what was really used (``Run.text_encoder_info``).
+DEFAULT_TEXT_ENCODER = "wordllama"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One scale of work. ``model`` holds keyword arguments of ``csnet.models.ModelConfig``."""
+
+    name: str
+    description: str
+    meaningful: bool  # False: the numbers only prove the code runs (smoke); label outputs so
+    model: Mapping[str, Any]  # ModelConfig keyword arguments (fusion excluded: chosen per run)
+    patch_size: int  # side of the square training patches, pixels
+    batch_size: int  # global batch (split across ranks under torchrun)
+    steps: int  # optimiser steps
+    lr: float = 2e-4  # AdamW peak learning rate (PromptIR, CSNet)
+    warmup_steps: int = 0  # linear warm-up from 0 to ``lr``, then cosine
+    cosine_steps: int | None = None  # cosine horizon; None = ``steps`` (PromptIR stops at 120 of 150)
+    tasks: tuple[str, ...] = THREE_TASKS  # training tasks (csnet.degrade keys)
+    data_source: str = "corpus"  # "corpus", "dead_leaves", "mixed" or a PromptIR-layout root folder
+    test_source: str = "corpus"  # where test images come from (same choices)
+    test_max_images: int | None = None  # per task; None = all
+    test_max_side: int | None = None  # test images centre-cropped to at most this side; None = whole
+    seeds: tuple[int, ...] = (0,)  # seeds a study repeats
+    text_encoder: str = DEFAULT_TEXT_ENCODER  # csnet.prompts.get_text_encoder spec
+    image_encoder: Mapping[str, Any] = field(default_factory=dict)  # ImagePromptEncoder kwargs
+    checkpoint_every: int = 100  # steps between checkpoints (bookkeeping: not in the run hash)
+    num_workers: int = 0  # DataLoader workers (bookkeeping)
+
+    def label(self) -> str:
+        """A short tag for figure titles and tables: says when numbers are meaningless."""
+        return self.name if self.meaningful else f"{self.name} (numbers not meaningful)"
+
+
+def _profiles(data_root: str | None) -> dict[str, Profile]:
+    # Without the standard data, the paper profile still runs, on the embedded corpus and
+    # dead-leaves images (test sets are fixed, so its tests fall back to the corpus photos).
+    paper_root = data_root or os.environ.get("CSNET_DATA")
+    return {
+        "smoke": Profile(
+            name="smoke",
+            description="CI: proves the code runs in seconds per model; numbers are meaningless",
+            meaningful=False,
+            # ~0.1 CPU-s per step (1 thread): 2-3 s of training per model
+            model=dict(dim=8, num_blocks=(1, 1, 1, 1), heads=(1, 1, 1, 1), num_refinement_blocks=1),
+            image_encoder=dict(width=8),
+            patch_size=32,
+            batch_size=4,
+            steps=20,
+            warmup_steps=2,
+            test_max_images=2,
+            test_max_side=64,
+            checkpoint_every=10,
+        ),
+        "quick": Profile(
+            name="quick",
+            description="make reproduce: the whole suite with its ~30 small models in 20 min on 2 cores",
+            meaningful=True,
+            # Measured (CPU seconds per step, 1 thread, process time, before any speed tuning): network
+            # 0.16 + image encoder 0.02 ≈ 0.18 s → ~22 s per model; 48² patches would double it.
+            model=dict(dim=8, num_blocks=(1, 1, 1, 2), heads=(1, 1, 2, 2), num_refinement_blocks=1),
+            image_encoder=dict(width=16),
+            patch_size=32,
+            batch_size=8,
+            steps=120,
+            warmup_steps=12,
+            test_max_images=4,
+            test_max_side=128,
+            checkpoint_every=100,
+        ),
+        "cpu": Profile(
+            name="cpu",
+            description="a serious CPU study: one notebook with 3 seeds in about 75 min on 2 cores",
+            meaningful=True,
+            # Measured as for quick: network 0.50 + encoder 0.02 ≈ 0.52 s per step → ~4.5 min per model.
+            # Notebook 03 trains ~29 models at 3 seeds, so this is about as large as 75 minutes allow
+            # (blocks 1/2/2/2 at 64² patches would be 1.2 s per step).
+            model=dict(dim=16, num_blocks=(1, 1, 2, 2), heads=(1, 2, 4, 8), num_refinement_blocks=1),
+            image_encoder=dict(width=16),
+            patch_size=48,
+            batch_size=8,
+            steps=500,
+            warmup_steps=50,
+            test_max_images=8,
+            test_max_side=256,
+            seeds=(0, 1, 2),
+            checkpoint_every=250,
+        ),
+        "paper": Profile(
+            name="paper",
+            description=(
+                "PromptIR scale on the standard data (PromptIR layout under CSNET_DATA); a GPU expected"
+            ),
+            meaningful=True,
+            model=dict(
+                dim=48,
+                num_blocks=(4, 6, 6, 8),
+                heads=(1, 2, 4, 8),
+                ffn_expansion_factor=2.66,
+                num_refinement_blocks=4,
+            ),
+            image_encoder=dict(width=64, depth=2),  # ResNet-18's widths and depth (OneRestore's embedder)
+            patch_size=128,
+            batch_size=32,
+            # PromptIR: 120 epochs of ~111.5k patches (BSD400+WED ×3 σ, Rain100L ×120, OTS) at batch 32
+            # ≈ 3,485 steps per epoch; warm-up 15 epochs of a 150-epoch cosine that stops at epoch 120.
+            steps=120 * 3485,
+            warmup_steps=15 * 3485,
+            cosine_steps=150 * 3485,
+            data_source=paper_root or "mixed",
+            test_source=paper_root or "corpus",
+            seeds=(0,),
+            checkpoint_every=2000,
+            num_workers=8,
+        ),
+    }
+
+
+PROFILE_NAMES = ("smoke", "quick", "cpu", "paper")
+
+
+def get_profile(name: str, data_root: str | None = None) -> Profile:
+    """The profile called ``name``; ``data_root`` (or env ``CSNET_DATA``) sets the paper profile's data."""
+    profiles = _profiles(data_root)
+    if name not in profiles:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    return profiles[name]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one trained model. Build with ``run_config``; hash with ``config_hash``."""
+
+    fusion: str  # csnet.models.FUSIONS key: where the prompt meets the features
+    model: Mapping[str, Any]  # ModelConfig keyword arguments, fusion excluded
+    tasks: tuple[str, ...]  # training tasks; the prompt classes are their labels, in first-seen order
+    task_weights: tuple[float, ...] | None  # sampling weight per task; None = csnet.data's balance
+    patch_size: int
+    batch_size: int  # global batch
+    steps: int
+    lr: float
+    warmup_steps: int
+    cosine_steps: int | None  # cosine horizon; None = steps
+    weight_decay: float = 0.01  # AdamW decay (torch's default, which PromptIR keeps)
+    grad_clip: float | None = 1.0  # max global gradient norm; None = no clipping
+    contrastive_weight: float = 0.1  # weight of the prompt loss against L1 (unknown in the paper)
+    temperature: float = 0.05  # contrastive temperature (OneRestore's value; unknown in the paper)
+    text_encoder: str = DEFAULT_TEXT_ENCODER
+    data_source: str = "corpus"
+    seed: int = 0  # model initialisation, data order and noise all derive from it
+    mask_noise: float = 0.0  # probability a training step uses another task's or random channels
+    image_encoder: Mapping[str, Any] = field(default_factory=dict)  # ImagePromptEncoder kwargs
+    precision: str = "auto"  # "auto" (bf16/fp16 autocast on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
+    # Bookkeeping below: not part of the run hash.
+    profile: str = ""  # the profile the config came from (a label)
+    checkpoint_every: int = 100
+    log_every: int = 1
+    num_workers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known - {"hash", "training_version"}
+        if unknown:
+            raise ValueError(f"unknown RunConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("tasks", "task_weights"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        if "model" in values:
+            values["model"] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in dict(values["model"]).items()
+            }
+        return cls(**values)
+
+
+# Fields that do not change the trained weights.
+BOOKKEEPING_FIELDS = frozenset({"profile", "checkpoint_every", "log_every", "num_workers"})
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: tuples → lists, mappings → dicts with string keys."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def run_config(profile: str | Profile, fusion: str = "hard_select", seed: int = 0, **overrides) -> RunConfig:
+    """The config of one model at ``profile``'s scale, with ``fusion`` and ``seed``; ``overrides`` set
+    any ``RunConfig`` field (``model`` and ``image_encoder`` overrides are merged into the profile's)."""
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    model = dict(prof.model)
+    model.update(overrides.pop("model", None) or {})
+    image_encoder = dict(prof.image_encoder)
+    image_encoder.update(overrides.pop("image_encoder", None) or {})
+    values: dict[str, Any] = dict(
+        fusion=fusion,
+        model=model,
+        tasks=tuple(prof.tasks),
+        task_weights=None,
+        patch_size=prof.patch_size,
+        batch_size=prof.batch_size,
+        steps=prof.steps,
+        lr=prof.lr,
+        warmup_steps=prof.warmup_steps,
+        cosine_steps=prof.cosine_steps,
+        text_encoder=prof.text_encoder,
+        image_encoder=image_encoder,
+        data_source=prof.data_source,
+        seed=seed,
+        profile=prof.name,
+        checkpoint_every=prof.checkpoint_every,
+        num_workers=prof.num_workers,
+    )
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown RunConfig fields {sorted(unknown)}; known: {sorted(known)}")
+    values.update(overrides)
+    for key in ("tasks", "task_weights"):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
+    cfg = RunConfig(**values)
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: RunConfig) -> None:
+    """Raise ``ValueError`` naming the field and the allowed values when ``cfg`` cannot be trained."""
+    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.patch_size < 8:
+        raise ValueError(
+            f"steps, batch_size must be >= 1 and patch_size >= 8 (got {cfg.steps}, {cfg.batch_size}, "
+            f"{cfg.patch_size})"
+        )
+    if not 0 <= cfg.warmup_steps <= cfg.steps:
+        raise ValueError(f"warmup_steps must lie in [0, steps={cfg.steps}] (got {cfg.warmup_steps})")
+    if cfg.cosine_steps is not None and cfg.cosine_steps < cfg.steps:
+        raise ValueError(f"cosine_steps must be >= steps={cfg.steps} (got {cfg.cosine_steps})")
+    if not 0.0 <= cfg.mask_noise <= 1.0:
+        raise ValueError(f"mask_noise is a probability in [0, 1] (got {cfg.mask_noise})")
+    if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16 (got {cfg.precision!r})")
+    if not cfg.tasks:
+        raise ValueError("tasks must name at least one task")
+    if cfg.task_weights is not None and len(cfg.task_weights) != len(cfg.tasks):
+        raise ValueError(
+            f"task_weights needs one weight per task ({len(cfg.tasks)}), got {len(cfg.task_weights)}"
+        )
+    if cfg.checkpoint_every < 1 or cfg.log_every < 1:
+        raise ValueError("checkpoint_every and log_every must be >= 1")
+
+
+def hashed_fields(cfg: RunConfig) -> dict[str, Any]:
+    """The fields that define the trained weights, JSON-ready, plus the training-code version."""
+    data = {k: v for k, v in cfg.to_dict().items() if k not in BOOKKEEPING_FIELDS}
+    data["training_version"] = TRAINING_VERSION
+    return data
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """sha256 (hex) of the canonical JSON of ``hashed_fields(cfg)``: stable across processes."""
+    canonical = json.dumps(hashed_fields(cfg), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def run_id(cfg: RunConfig) -> str:
+    """The run's folder name in the store: ``<fusion>-<hash[:12]>``."""
+    return f"{cfg.fusion}-{config_hash(cfg)[:12]}"

@@ -1,0 +1,162 @@
+"""The run store: the lock between processes, the listing, reuse of finished runs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import csnet.store as store
+from csnet.profiles import run_config
+from csnet.store import RunLockedError, describe_holder, list_runs, run_lock
+
+HOLD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from csnet.store import run_lock
+    with run_lock(sys.argv[1]):
+        Path(sys.argv[2]).write_text("held")
+        time.sleep(float(sys.argv[3]))
+""")
+
+
+def _hold_lock(folder: Path, seconds: float) -> subprocess.Popen:
+    flag = folder.parent / f"{folder.name}.held"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), str(flag), str(seconds)])
+    deadline = time.monotonic() + 30
+    while not flag.exists():
+        assert proc.poll() is None, "lock holder died"
+        assert time.monotonic() < deadline, "lock holder never took the lock"
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.slow  # a subprocess that imports torch: 2-3 s, more on a busy machine
+def test_lock_timeout_names_the_holder(tmp_path):
+    folder = tmp_path / "run"
+    holder = _hold_lock(folder, 30)
+    try:
+        info = json.loads((folder / "lock-info.json").read_text())
+        assert info["pid"] == holder.pid
+        assert f"pid {holder.pid}" in describe_holder(folder)
+        messages = []
+        with pytest.raises(RunLockedError, match=f"pid {holder.pid} on host"):
+            with run_lock(folder, timeout=0.3, notify=messages.append):
+                pass
+        assert messages and f"pid {holder.pid}" in messages[0] and "waiting" in messages[0]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.slow  # a subprocess that imports torch: 2-3 s, more on a busy machine
+def test_second_process_waits_then_gets_the_lock(tmp_path):
+    folder = tmp_path / "run"
+    holder = _hold_lock(folder, 1.0)
+    messages = []
+    began = time.monotonic()
+    with run_lock(folder, timeout=60, notify=messages.append):
+        waited = time.monotonic() - began
+        assert json.loads((folder / "lock-info.json").read_text())["pid"] == os.getpid()
+    holder.wait()
+    assert waited > 0.3 and len(messages) == 1
+    assert not (folder / "lock-info.json").exists()
+
+
+@pytest.mark.slow  # a subprocess that imports torch: 2-3 s, more on a busy machine
+def test_lock_of_a_killed_holder_is_released(tmp_path):
+    folder = tmp_path / "run"
+    holder = _hold_lock(folder, 60)
+    holder.kill()  # SIGKILL: no cleanup runs
+    holder.wait()
+    with run_lock(folder, timeout=5):
+        assert json.loads((folder / "lock-info.json").read_text())["pid"] == os.getpid()
+
+
+def test_list_runs_on_an_empty_store_has_the_columns(tmp_path):
+    table = list_runs(tmp_path)
+    assert table.empty and {"run", "fusion", "steps_done", "final_loss", "size_mb"} <= set(table.columns)
+
+
+# --------------------------------------------------------------------------------------------------
+# get_or_train on tiny configs
+
+
+def tiny_config(**overrides):
+    values = dict(text_encoder="onehot", steps=3, warmup_steps=1, patch_size=16, batch_size=2,
+                  checkpoint_every=2, model={"dim": 8, "heads": (1, 1, 1, 1)})
+    values.update(overrides)
+    return run_config("smoke", fusion="hard_select", **values)
+
+
+@pytest.fixture
+def counted_training(monkeypatch, tmp_path):
+    """CSNET_RUNS in tmp_path, one torch thread, and a counter of training sessions."""
+    monkeypatch.setenv("CSNET_RUNS", str(tmp_path / "runs"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    calls = []
+    real = store.train
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "train", counting)
+    yield calls
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_get_or_train_trains_once_then_reuses(counted_training):
+    cfg = tiny_config()
+    run = store.get_or_train(cfg, progress=False)
+    assert run.trained_now and len(counted_training) == 1
+    assert run.dir == store.run_path(cfg) and run.dir.name.startswith("hard_select-")
+    names = {p.name for p in run.dir.iterdir()}
+    assert {"config.json", "train_log.csv", "final.pt", "final.pt.sha256", "metrics.json", "DONE"} <= names
+    assert not any(n.startswith("checkpoint-") for n in names)  # removed once final.pt exists
+    assert not run.model.training and run.labels == ["noise", "rain", "haze"]
+    assert run.anchors.shape == (3, 512) and run.text_encoder_info
+    stamp = (run.dir / "final.pt").stat().st_mtime_ns
+
+    again = store.get_or_train(cfg, progress=False)
+    assert not again.trained_now and len(counted_training) == 1
+    assert (run.dir / "final.pt").stat().st_mtime_ns == stamp
+    for name, tensor in run.model.state_dict().items():
+        assert torch.equal(tensor, again.model.state_dict()[name])
+
+    assert run.prompts(["denoise_25", "dehaze"]).shape == (2, 512)
+    images = torch.rand(2, 3, 32, 32)
+    assert again.prompts(["derain"] * 2, source="image", images=images).shape == (2, 512)
+    labels, confidence = again.recognise(images)
+    assert len(labels) == 2 and set(labels) <= set(run.labels) and ((confidence > 0) & (confidence <= 1)).all()
+
+    table = store.list_runs()
+    row = table.set_index("run").loc[run.id]
+    assert row["done"] and row["steps_done"] == 3 and row["size_mb"] > 0 and row["fusion"] == "hard_select"
+
+
+@pytest.mark.slow
+def test_corrupt_final_weights_are_not_trusted(counted_training):
+    cfg = tiny_config(steps=2)
+    run = store.get_or_train(cfg, progress=False)
+    final = run.dir / "final.pt"
+    final.write_bytes(final.read_bytes()[: final.stat().st_size // 2])
+    with pytest.warns(UserWarning, match="training it again"):
+        again = store.get_or_train(cfg, progress=False)
+    assert again.trained_now and len(counted_training) == 2
+
+
+def test_remove_run_deletes_the_folder(tmp_path):
+    folder = tmp_path / "hard_select-0123456789ab"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    store.remove_run(folder)
+    assert not folder.exists()
