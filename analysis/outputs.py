@@ -62,30 +62,36 @@ class OutputDir:
 
     # ----------------------------------------------------------------------------------- tables
     def table(self, df: pd.DataFrame, name: str, *, index: bool = False, caption: str | None = None,
-              float_format: FloatFormat = None) -> dict[str, Path]:
+              float_format: FloatFormat = None, formats: tuple[str, ...] = ("csv", "tex", "md")) -> dict[str, Path]:
         """Write ``name.csv`` (full precision), ``name.tex`` (booktabs, LaTeX-escaped) and ``name.md``.
 
         ``float_format`` ("{:.2f}", "%.2f" or a callable) formats floats in the LaTeX and Markdown
-        copies only; the CSV keeps every digit, since it is the copy other code reads. ``caption``
+        copies only; the CSV keeps every digit, since it is the copy other code reads. ``formats``
+        picks the copies (the CSV always; per-image tables are CSV only). ``caption``
         is plain text (escaped for LaTeX) and also labels the table ``tab:<name>``.
         Returns ``{"csv": path, "tex": path, "md": path}``.
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"table {name!r}: expected a pandas DataFrame, got {type(df).__name__}")
+        unknown = set(formats) - {"csv", "tex", "md"}
+        if unknown or "csv" not in formats:
+            raise ValueError(f"formats must include 'csv' and be among csv, tex, md; got {formats}")
         shown = _formatted(df, float_format)
-        paths = {ext: self.path / f"{name}.{ext}" for ext in ("csv", "tex", "md")}
+        paths = {ext: self.path / f"{name}.{ext}" for ext in formats}
 
         with atomic_write(paths["csv"]) as tmp:
             df.to_csv(tmp, index=index, lineterminator="\n")
-        latex = shown.to_latex(index=index, escape=True, caption=_escape_latex(caption) if caption else None,
-                               label=f"tab:{name}" if caption else None)
-        _write_text(paths["tex"], latex)
-        numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
-        align = (["left"] if index else []) + ["right" if n else "left" for n in numeric]
-        markdown = shown.to_markdown(index=index, disable_numparse=True, colalign=align)
-        if caption:
-            markdown = f"{markdown}\n\nTable: {caption}"
-        _write_text(paths["md"], markdown + "\n")
+        if "tex" in paths:
+            latex = shown.to_latex(index=index, escape=True, caption=_escape_latex(caption) if caption else None,
+                                   label=f"tab:{name}" if caption else None)
+            _write_text(paths["tex"], latex)
+        if "md" in paths:
+            numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+            align = (["left"] if index else []) + ["right" if n else "left" for n in numeric]
+            markdown = shown.to_markdown(index=index, disable_numparse=True, colalign=align)
+            if caption:
+                markdown = f"{markdown}\n\nTable: {caption}"
+            _write_text(paths["md"], markdown + "\n")
 
         self._record(*paths.values())
         return paths

@@ -1,0 +1,303 @@
+"""Table I of the CSNet paper: the channel-misallocation study, and the controls it needs.
+
+The paper derives the channels "dedicated" to each task from that task's text prompt and evaluates every
+task with every task's channels (CSNet, Table I). Our reading of the protocol, where the paper is silent:
+
+- every evaluation gives the network the *evaluated* task's own text prompt (P_t); only the kept channel
+  set is replaced, at every fusion site at once;
+- "all channels" keeps every expanded channel of the *same* network; "all channels, scaled" keeps them all
+  multiplied by K/κĈ, so the contraction sees its usual total weight; the plain Restormer (`none`) is the
+  "baseline without selection" — both readings of the paper's last row are reported, each named;
+- the controls the paper lacks: random channel sets of the same size per site (several draws), and a
+  variant trained with mask noise (now and then another task's or a random set), which has seen more
+  than three masks; *specificity* is own − random and other − random, per task.
+
+Functions here take evaluation tables (one row per image, from ``csnet.evaluate.evaluate``) and return
+tables and figures; the notebook only wires them together.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from analysis import stats
+
+# Published Table I (CSNet paper, Table I; PSNR dB / SSIM; 3-task setting, denoising at σ = 25).
+PAPER_TABLE1 = pd.DataFrame(
+    [
+        ("channels for noise", 31.49, 0.893, 25.38, 0.783, 16.32, 0.780),
+        ("channels for rain", 20.47, 0.421, 38.10, 0.982, 15.92, 0.810),
+        ("channels for haze", 20.94, 0.454, 24.34, 0.792, 31.94, 0.980),
+        ("all channels", 31.18, 0.885, 36.55, 0.975, 30.43, 0.975),
+    ],
+    columns=["channels", "denoise_25_psnr", "denoise_25_ssim", "derain_psnr", "derain_ssim",
+             "dehaze_psnr", "dehaze_ssim"],
+)
+PAPER_SOURCE = "CSNet paper, Table I (published; their data and models, not ours)"
+
+ALL = "all channels (same network)"
+ALL_SCALED = "all channels scaled to K/κĈ (same network)"
+RANDOM = "random sets of the same size"
+BASELINE = "baseline without selection (Restormer, fusion none)"
+
+
+def own_condition(label: str) -> str:
+    """The row name of the channel set a label's text prompt selects."""
+    return f"channels for {label}"
+
+
+# ----------------------------------------------------------------------------- channel sets
+
+
+def channel_sets(run, labels: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
+    """label → site → (K,) sorted indices the run's text prompt for ``label`` keeps."""
+    with torch.inference_mode():
+        return {label: {site: idx[0] for site, idx in run.model.selected_channels(run.anchor(label)[None]).items()}
+                for label in labels}
+
+
+def random_channel_sets(run, n_draws: int, seed: int) -> list[dict[str, torch.Tensor]]:
+    """``n_draws`` random keep-sets, each K of the κĈ expanded channels per site, from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    sites = {name: site.fusion for name, site in run.model.fusion_sites.items() if hasattr(site.fusion, "keep")}
+    return [{name: torch.randperm(f.expanded, generator=generator)[: f.keep].sort().values for name, f in sites.items()}
+            for _ in range(n_draws)]
+
+
+def jaccard_by_site(sets: Mapping[str, Mapping[str, torch.Tensor]]) -> pd.DataFrame:
+    """Tidy overlap (Jaccard index) of every pair of labels' channel sets, per site."""
+    labels = list(sets)
+    rows = []
+    for site in next(iter(sets.values())):
+        for a in labels:
+            for b in labels:
+                sa, sb = set(sets[a][site].tolist()), set(sets[b][site].tolist())
+                rows.append({"site": site, "a": a, "b": b, "jaccard": len(sa & sb) / max(1, len(sa | sb))})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate_conditions(run, tasks: Sequence[str], labels: Sequence[str], *, n_random: int, random_seed: int,
+                        variant: str, evaluate_kwargs: Mapping) -> pd.DataFrame:
+    """Every task with every label's channel set, all channels, all channels scaled and random sets.
+
+    Returns the evaluation rows with ``variant``, ``condition`` and ``draw`` columns added."""
+    from csnet.evaluate import evaluate
+
+    conditions: list[tuple[str, object, int]] = [(own_condition(lab), lab, 0) for lab in labels]
+    conditions += [(ALL, "all", 0), (ALL_SCALED, "all_scaled", 0)]
+    conditions += [(RANDOM, draw, i) for i, draw in enumerate(random_channel_sets(run, n_random, random_seed))]
+    frames = []
+    for name, force, draw in conditions:
+        frame = evaluate(run, tasks, prompt_source="text", force=force, **evaluate_kwargs)
+        frames.append(frame.assign(variant=variant, condition=name, draw=draw))
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate_baseline(run, tasks: Sequence[str], *, evaluate_kwargs: Mapping) -> pd.DataFrame:
+    """The plain Restormer (`none`) on the same test images, as the baseline row."""
+    from csnet.evaluate import evaluate
+
+    return evaluate(run, tasks, prompt_source="text", **evaluate_kwargs).assign(
+        variant="none", condition=BASELINE, draw=0)
+
+
+def per_image(df: pd.DataFrame) -> pd.DataFrame:
+    """One value per (variant, condition, task, seed, image): random draws averaged per image."""
+    keys = ["variant", "condition", "task", "label", "seed", "image"]
+    return df.groupby(keys, sort=False)[["psnr", "ssim"]].mean().reset_index()
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def condition_order(labels: Sequence[str]) -> list[str]:
+    return [own_condition(lab) for lab in labels] + [ALL, ALL_SCALED, RANDOM, BASELINE]
+
+
+def summary_table(df: pd.DataFrame, labels: Sequence[str], variant: str) -> pd.DataFrame:
+    """Table I laid out as the paper's (rows: channel sets, columns: tasks), mean ± std over seeds.
+
+    The baseline row comes from the `none` model; every other row from ``variant``."""
+    images = per_image(df)
+    images = images[(images["variant"] == variant) | (images["condition"] == BASELINE)]
+    summary = stats.mean_std_over_seeds(images, ["condition", "task"], ["psnr", "ssim"])
+    tasks = list(dict.fromkeys(df["task"]))
+    rows = []
+    for condition in condition_order(labels):
+        row = {"channels": condition}
+        for task in tasks:
+            cell = summary[(summary["condition"] == condition) & (summary["task"] == task)]
+            if cell.empty:
+                continue
+            cell = cell.iloc[0]
+            row[f"{task}_psnr"] = cell["psnr_mean"]
+            row[f"{task}_psnr_std"] = cell["psnr_std"]
+            row[f"{task}_ssim"] = cell["ssim_mean"]
+            row[f"{task}_ssim_std"] = cell["ssim_std"]
+        row["n_seeds"] = int(summary[summary["condition"] == condition]["n_seeds"].max())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def formatted_table(summary: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:
+    """``PSNR ± std / SSIM ± std`` strings per cell, for LaTeX and Markdown."""
+    out = pd.DataFrame({"channels": summary["channels"]})
+    for task in tasks:
+        out[task] = [
+            f"{stats.format_mean_std(p, ps)} / {stats.format_mean_std(s, ss, 3)}"
+            for p, ps, s, ss in zip(summary[f"{task}_psnr"], summary[f"{task}_psnr_std"],
+                                    summary[f"{task}_ssim"], summary[f"{task}_ssim_std"])
+        ]
+    return out
+
+
+def side_by_side(summary: pd.DataFrame, tasks: Sequence[str], paper_task_of: Mapping[str, str]) -> pd.DataFrame:
+    """Ours (measured) beside the paper's Table I (published), PSNR only, matched row by row.
+
+    ``paper_task_of`` maps our task keys to the paper's columns (e.g. ``denoise_25`` → ``denoise_25``).
+    The paper's "all channels" row is shown beside both of our readings of it."""
+    paper = PAPER_TABLE1.set_index("channels")
+    paper_rows = {own_condition(lab): f"channels for {lab}" for lab in ("noise", "rain", "haze")}
+    paper_rows.update({ALL: "all channels", BASELINE: "all channels"})
+    rows = []
+    for _, row in summary.iterrows():
+        record = {"channels": row["channels"]}
+        for task in tasks:
+            record[f"{task} ours"] = row.get(f"{task}_psnr", np.nan)
+            match = paper_rows.get(row["channels"])
+            column = f"{paper_task_of.get(task, task)}_psnr"
+            record[f"{task} paper (published)"] = paper.loc[match, column] if match and column in paper else np.nan
+        rows.append(record)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def paired_comparisons(df: pd.DataFrame, labels: Sequence[str], variant: str, *, n_boot: int = 10_000,
+                       seed: int = 0) -> pd.DataFrame:
+    """Per task: own channels against every other set, random, all channels and the baseline.
+
+    Pairs are (seed, image); ``diff`` is own − other in PSNR dB with a bootstrap CI and a sign-flip
+    p-value, Holm-adjusted over the whole table."""
+    images = per_image(df)
+    rows = []
+    for task, label in images[["task", "label"]].drop_duplicates().itertuples(index=False):
+        own = own_condition(label)
+        column = images[images["task"] == task]
+        ref = column[(column["variant"] == variant) & (column["condition"] == own)].set_index(["seed", "image"])
+        others = [c for c in condition_order(labels) if c != own]
+        for other in others:
+            pool = column[column["condition"] == other]
+            if other != BASELINE:
+                pool = pool[pool["variant"] == variant]
+            pool = pool.set_index(["seed", "image"])
+            common = ref.index.intersection(pool.index)
+            if len(common) == 0:
+                continue
+            result = stats.paired_bootstrap(ref.loc[common, "psnr"].to_numpy(), pool.loc[common, "psnr"].to_numpy(),
+                                            n_boot=n_boot, seed=seed)
+            rows.append({"variant": variant, "task": task, "own": own, "other": other, **result})
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["p_holm"] = stats.holm(out["p_value"].to_numpy())
+    return out
+
+
+def specificity(df: pd.DataFrame, labels: Sequence[str], variant: str, *, n_boot: int = 10_000,
+                seed: int = 0) -> pd.DataFrame:
+    """own − random and other − random per task (PSNR dB, paired over (seed, image), bootstrap CI).
+
+    Positive own − random with negative other − random is what channel specialisation predicts; both
+    near zero says the channel sets are interchangeable; all sets far below "all channels" with random
+    as bad as another task's set says the decoder only fits the masks it was trained with."""
+    images = per_image(df)
+    images = images[images["variant"] == variant]
+    rows = []
+    for task, label in images[["task", "label"]].drop_duplicates().itertuples(index=False):
+        column = images[images["task"] == task]
+        random = column[column["condition"] == RANDOM].set_index(["seed", "image"])["psnr"]
+        for lab in labels:
+            channel = column[column["condition"] == own_condition(lab)].set_index(["seed", "image"])["psnr"]
+            common = channel.index.intersection(random.index)
+            if len(common) == 0:
+                continue
+            result = stats.paired_bootstrap(channel.loc[common].to_numpy(), random.loc[common].to_numpy(),
+                                            n_boot=n_boot, seed=seed)
+            rows.append({"variant": variant, "task": task, "channels": own_condition(lab),
+                         "kind": "own − random" if lab == label else "other − random", **result})
+    return pd.DataFrame(rows)
+
+
+def verdict(comparisons: pd.DataFrame, spec: pd.DataFrame, alpha: float = 0.05) -> str:
+    """One sentence computed from the comparison and specificity tables (never written by hand)."""
+    if comparisons.empty:
+        return "No comparisons could be made (no paired images)."
+    parts = []
+    by_task = comparisons.groupby("task", sort=False)
+    own_best = [bool((g["mean_diff"] > 0).all()) for _, g in by_task]
+    own_best_sig = [bool(((g["mean_diff"] > 0) & (g["p_holm"] < alpha)).all()) for _, g in by_task]
+    parts.append(stats.format_verdict("own channels best", own_best, significant=own_best_sig))
+    for other, phrase in ((ALL, "own channels beat all channels of the same network"),
+                          (BASELINE, "own channels beat the baseline without selection"),
+                          (RANDOM, "own channels beat random sets of the same size")):
+        rows = comparisons[comparisons["other"] == other]
+        if not rows.empty:
+            parts.append(stats.format_verdict(phrase, rows["mean_diff"] > 0,
+                                              significant=(rows["mean_diff"] > 0) & (rows["p_holm"] < alpha)))
+    others = spec[spec["kind"] == "other − random"]
+    if not others.empty:
+        worse = others["mean_diff"] < 0
+        significant = worse & (others["hi"] < 0)
+        parts.append(stats.format_verdict("another task's set worse than random", worse, unit="cells",
+                                          significant=significant))
+    return stats.join_verdicts(parts)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def delta_heatmap(summary: pd.DataFrame, tasks: Sequence[str], labels: Sequence[str], title: str):
+    """ΔPSNR of every row against each column's own-channel entry (0 on the diagonal)."""
+    import seaborn as sns
+
+    from analysis import style
+
+    table = summary.set_index("channels")[[f"{t}_psnr" for t in tasks]]
+    table.columns = list(tasks)
+    own = {task: table.loc[own_condition(lab), task] for task, lab in zip(tasks, labels)
+           if own_condition(lab) in table.index}
+    delta = table.apply(lambda col: col - own.get(col.name, np.nan))
+    fig, ax = style.figure("column", height=2.6)
+    limit = float(np.nanmax(np.abs(delta.to_numpy()))) or 1.0
+    sns.heatmap(delta, annot=True, fmt=".1f", cmap="RdBu", center=0, vmin=-limit, vmax=limit, ax=ax,
+                cbar_kws={"label": "ΔPSNR vs own channels (dB)"}, annot_kws={"size": 6})
+    ax.set_xlabel("evaluated task")
+    ax.set_ylabel("")
+    ax.set_title(title, fontsize=7)
+    return fig
+
+
+def jaccard_figure(overlap: pd.DataFrame):
+    """Jaccard overlap of the tasks' channel sets, one panel per fusion site (mean over seeds)."""
+    import seaborn as sns
+
+    from analysis import style
+
+    sites = list(dict.fromkeys(overlap["site"]))
+    fig, axes = style.figure("page", height=1.9, ncols=len(sites), squeeze=False)
+    for ax, site in zip(axes[0], sites):
+        square = overlap[overlap["site"] == site].pivot_table(index="a", columns="b", values="jaccard",
+                                                              sort=False)
+        sns.heatmap(square, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False, ax=ax,
+                    annot_kws={"size": 6}, square=True)
+        ax.set_title(site, fontsize=7)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    return fig
