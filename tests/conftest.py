@@ -20,3 +20,12 @@ def _isolated_storage(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def smoke_suite(_isolated_storage):
+    """The whole notebook suite executed once at the smoke profile through the runner; the notebook
+    tests read what it wrote (models land in the session's run store and are reused by later tests)."""
+    from csnet import suite
+
+    return suite.run_suite("smoke", results_root=_isolated_storage / "results", progress=False)
