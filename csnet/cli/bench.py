@@ -1,0 +1,116 @@
+"""``csnet bench``: what each fusion mechanism costs to train and run, and which speed-ups pay."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    bench = subparsers.add_parser(
+        "bench", help="training throughput, inference time, peak memory and GFLOP/s per fusion mechanism",
+        description="For each fusion mechanism at each profile's model config: training throughput "
+                    "(patches/s), inference time per megapixel, peak memory, and achieved GFLOP/s as a "
+                    "fraction of a matrix-multiply peak measured in the same process; with the paper "
+                    "config, the peak memory of tiled inference on a 4000×3000 photo. Timings are "
+                    "interleaved over the mechanisms (medians of rounds): compare ratios within a table. "
+                    "Writes CSVs and a manifest under results/bench/ and prints the tables.")
+    bench.add_argument("--configs", default="quick,paper",
+                       help="comma-separated profiles whose model config to measure (default quick,paper)")
+    bench.add_argument("--fusions", default="all", help="comma-separated mechanisms, or all (default)")
+    bench.add_argument("--steps", type=int, default=5, help="timed training steps per mechanism (default 5)")
+    bench.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    bench.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast; fp16 where no bf16)")
+    bench.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    bench.add_argument("--paper-cpu-batch", type=int, default=2,
+                       help="batch of the paper config on a CPU (default 2; the profile's 32 on CUDA)")
+    bench.add_argument("--infer-side", type=int, default=None,
+                       help="side of the inference image (default 256; 128 for the paper config on a CPU)")
+    bench.add_argument("--matmul-size", type=int, default=2048,
+                       help="side of the matrix product that sets the peak GFLOP/s (default 2048)")
+    bench.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory columns")
+    bench.add_argument("--no-tiled", dest="tiled", action="store_false",
+                       help="skip the tiled-inference memory run (paper config only)")
+    bench.add_argument("--tiled-size", default="4000x3000", metavar="WxH", help="photo size (default 4000x3000)")
+    bench.add_argument("--tile", type=int, default=512, help="tile side for tiled inference (default 512)")
+    bench.add_argument("--tiled-max-tiles", type=int, default=None,
+                       help="stop after this many tiles (default: 2 on a CPU, all on CUDA); 0 = all")
+    bench.add_argument("--tiled-timeout", type=float, default=1800, help="seconds before the run is stopped")
+    bench.add_argument("--tuning", action="store_true",
+                       help="instead: measure the speed-up candidates of csnet.bench.TUNINGS at --tuning-config")
+    bench.add_argument("--tuning-config", default="quick", help="profile for --tuning (default quick)")
+    bench.add_argument("--tuning-fusions", default="none,hard_select", help="mechanisms for --tuning")
+    bench.add_argument("--tuning-variants", default=None,
+                       help="comma-separated names from csnet.bench.TUNINGS (default: all)")
+    bench.add_argument("--rounds", type=int, default=7, help="interleaved rounds for --tuning (default 7)")
+    bench.add_argument("--base-threads", type=int, default=1,
+                       help="threads of the single-change --tuning variants (default 1; 0 = torch's)")
+    bench.add_argument("--no-trainer", dest="trainer", action="store_false",
+                       help="--tuning without timing Trainer.train_step")
+    bench.add_argument("-o", "--output-dir", default=None, help="where the CSVs go (default results/bench)")
+    bench.set_defaults(func=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from csnet import bench
+    from csnet.io import atomic_write
+    from csnet.paths import results_dir
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("csnet bench: --device cuda but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = results_dir("bench") if args.output_dir is None else Path(args.output_dir)
+    device = torch.device(args.device)
+    tag = f"{device.type}{'-amp' if args.amp else ''}"
+    say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    manifest = {"command": "csnet bench", "arguments": vars(args) | {"func": None}, "environment": bench.environment()}
+    try:
+        if args.tuning:
+            variants = args.tuning_variants.split(",") if args.tuning_variants else None
+            rows = bench.run_tuning(args.tuning_config, [f.strip() for f in args.tuning_fusions.split(",")],
+                                    variants, rounds=args.rounds, device=device, amp=args.amp,
+                                    base_threads=args.base_threads or None, trainer=args.trainer, progress=say)
+            path = bench.write_csv(rows, bench.TUNING_COLUMNS, out / f"tuning-{args.tuning_config}-{tag}.csv")
+            shown = ("scope", "fusion", "variant", "threads", "s_per_step", "patches_per_s", "ratio_to_baseline",
+                     "ratio_to_reference", "cpu_s_per_step", "cpu_ratio_to_reference", "compile_s", "max_abs_diff")
+            print(bench.format_table(rows, shown))
+            print(f"\nwritten: {path}")
+            manifest["tables"] = [path.name]
+        else:
+            configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+            rows = bench.run_bench(configs, args.fusions, steps=args.steps, warmup=args.warmup, device=device,
+                                   amp=args.amp, paper_cpu_batch=args.paper_cpu_batch, infer_side=args.infer_side,
+                                   memory=args.memory, matmul_size=args.matmul_size, progress=say)
+            path = bench.write_csv(rows, bench.BENCH_COLUMNS, out / f"bench-{tag}.csv")
+            shown = ("config", "fusion", "batch", "train_patches_per_s", "train_gflops", "peak_fraction",
+                     "infer_s_per_mp", "train_peak_mib", "infer_peak_mib")
+            print(bench.format_table(rows, shown))
+            manifest["tables"] = [path.name]
+            if args.tiled and "paper" in configs:
+                width, height = (int(v) for v in args.tiled_size.lower().split("x"))
+                limit = args.tiled_max_tiles
+                limit = (None if device.type == "cuda" else 2) if limit is None else (limit or None)
+                say(f"tiled inference {width}×{height}, tile {args.tile}, "
+                    f"{'all tiles' if limit is None else f'first {limit} tiles'} …")
+                config = bench.bench_config("paper", device, args.paper_cpu_batch)
+                tiled = bench.tiled_memory(config, "hard_select", height, width, args.tile, max_tiles=limit,
+                                           device=device, amp=args.amp, timeout=args.tiled_timeout)
+                tiled_path = bench.write_csv([tiled], bench.TILED_COLUMNS, out / f"tiled-{tag}.csv")
+                print()
+                print(bench.format_table([tiled], ("config", "width", "height", "tile", "tiles_run", "tiles_total",
+                                                   "peak_mib", "cuda_peak_mib", "s_per_tile",
+                                                   "estimated_total_s")))
+                manifest["tables"].append(tiled_path.name)
+            print(f"\nwritten: {path}")
+    except ValueError as err:
+        print(f"csnet bench: {err}", file=sys.stderr)
+        return 2
+    with atomic_write(out / f"manifest-{'tuning-' if args.tuning else ''}{tag}.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return 0
