@@ -45,7 +45,7 @@ def test_notebook01_writes_table1_controls_figures_and_manifest(smoke_suite):
 
     verdict = json.loads((folder / "verdict.json").read_text())
     assert verdict["profile"] == "smoke (numbers not meaningful)"
-    assert verdict["verdicts"]["hard_select"].startswith("Own channels best in ")
+    assert verdict["verdicts"]["hard_select"].startswith("Own channels best among the network's channel sets in ")
 
     for name in ("delta_psnr_heatmap", "delta_psnr_heatmap_mask_noise", "channel_overlap_jaccard"):
         assert (folder / f"{name}.pdf").stat().st_size > 0 and (folder / f"{name}.png").stat().st_size > 0

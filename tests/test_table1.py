@@ -55,7 +55,7 @@ def test_specialised_channels_give_a_positive_verdict():
     assert len(own) == 3 and len(other) == 6
     assert (own["mean_diff"] > 1.5).all() and (other["mean_diff"] < -2.5).all()
     text = table1.verdict(comparisons, spec)
-    assert text.startswith("Own channels best in 3 of 3 columns, significant in 3")
+    assert text.startswith("Own channels best among the network's channel sets in 3 of 3 columns, significant in 3")
     assert "another task's set worse than random in 6 of 6 cells, significant in 6" in text
 
 
