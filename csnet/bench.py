@@ -8,6 +8,8 @@ For each fusion mechanism at each profile's model config (``quick``, ``paper``, 
   size and batch (the paper config on a CPU uses a smaller batch, ``paper_cpu_batch``, and says so in
   the ``batch`` column). The image prompt encoder and its contrastive loss are not in this step: they
   cost the same for every mechanism (``Trainer.train_step`` times both; ``--tuning`` measures it).
+  ``train_cpu_s_per_step`` is the same step in process CPU time (all threads), which does not count
+  the waits for a core that other processes cause.
 - ``infer_s_per_mp``: seconds per megapixel of a batch-1 forward pass in inference mode on an
   ``infer_side``² image.
 - ``train_peak_mib`` / ``infer_peak_mib``: peak memory of training (the first two steps from a fresh
@@ -25,13 +27,15 @@ activations and element-wise work are not counted), as ``torch.utils.flop_counte
 convolution costs ``2·B·C_out·(C_in/groups)·k²·H_out·W_out``; its backward costs the same again for the
 input gradient and the same again for the weight gradient. ``torch.utils.flop_counter`` ignores
 ``groups`` in the weight gradient and so overcounts every depthwise convolution's backward by its channel
-count (Restormer's backward reads ~11× too high); ``training_flops`` passes ``conv_backward_flops``,
-which does not, through ``custom_mapping``.
+count (at the paper config its backward count is 12× this one: 3.74 TFLOP against 0.31 TFLOP for two
+128² patches, whose forward is 0.15 TFLOP); ``training_flops`` passes ``conv_backward_flops``, which
+does not, through ``custom_mapping``.
 
 ``tiled_memory`` measures ``csnet.evaluate.restore_image`` on a 4000×3000 photo at the paper config in a
 subprocess. Its accumulators are allocated before the first tile and every tile has the same size, so
-the peak is reached within the first tiles; on a CPU, where the whole photo takes tens of minutes at the
-paper config, the run stops after ``max_tiles`` tiles and the table says how many of how many ran.
+the peak is reached within the first tiles; on a CPU, where the whole photo takes hours at the paper
+config, the run stops after ``max_tiles`` tiles and the table says how many of how many ran (and
+``estimated_total_s`` what the whole photo would take).
 
 ``run_tuning`` (``csnet bench --tuning``) measures candidate speed-ups of the training step against the
 code as it stands, interleaved in one process, at equal config; see ``TUNINGS``.
@@ -64,7 +68,8 @@ from torch import nn
 
 BENCH_COLUMNS = (
     "config", "fusion", "device", "precision", "threads", "batch", "patch", "params",
-    "train_steps", "train_s_per_step", "train_patches_per_s", "train_gflop_per_step", "train_gflops",
+    "train_steps", "train_s_per_step", "train_patches_per_s", "train_cpu_s_per_step", "train_gflop_per_step",
+    "train_gflops",
     "matmul_peak_gflops", "peak_fraction",
     "infer_side", "infer_s_per_mp",
     "train_peak_mib", "train_peak_delta_mib", "infer_peak_mib", "infer_peak_delta_mib", "memory_kind",
@@ -582,7 +587,8 @@ def run_bench(configs: Sequence[str] = ("quick", "paper"), fusions: str | Iterab
         flops = {fusion: training_flops(config.model, fusion, config.batch, config.patch) for fusion in fusion_names}
         train = {fusion: train_step_action(models[fusion], config.batch, config.patch, amp_dtype=amp_dtype,
                                            channels_last=device.type == "cuda") for fusion in fusion_names}
-        train_times = interleaved(train, steps, warmup, device)
+        train_cpu: dict[str, list[float]] = {}
+        train_times = interleaved(train, steps, warmup, device, cpu_times=train_cpu)
         infer = {fusion: inference_action(models[fusion], config.infer_side, amp_dtype=amp_dtype)
                  for fusion in fusion_names}
         infer_times = interleaved(infer, infer_rounds, 1, device)
@@ -595,6 +601,7 @@ def run_bench(configs: Sequence[str] = ("quick", "paper"), fusions: str | Iterab
                 "threads": torch.get_num_threads(), "batch": config.batch, "patch": config.patch,
                 "params": sum(p.numel() for p in models[fusion].parameters()),
                 "train_steps": steps, "train_s_per_step": step, "train_patches_per_s": config.batch / step,
+                "train_cpu_s_per_step": statistics.median(train_cpu[fusion]),
                 "train_gflop_per_step": gflop, "train_gflops": gflop / step, "matmul_peak_gflops": peak,
                 "peak_fraction": gflop / step / peak,
                 "infer_side": config.infer_side,

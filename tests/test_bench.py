@@ -128,7 +128,8 @@ def test_bench_rows_have_every_column_and_positive_numbers():
                            matmul_size=256)
     assert [row["fusion"] for row in rows] == ["none", "hard_select"]
     for row in rows:
-        for column in ("train_s_per_step", "train_patches_per_s", "train_gflop_per_step", "train_gflops",
+        for column in ("train_s_per_step", "train_patches_per_s", "train_cpu_s_per_step", "train_gflop_per_step",
+                       "train_gflops",
                        "matmul_peak_gflops", "peak_fraction", "infer_s_per_mp", "params"):
             assert row[column] > 0 and math.isfinite(row[column]), column
         assert row["batch"] == 4 and row["patch"] == 32  # the smoke profile's
