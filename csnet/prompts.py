@@ -23,6 +23,7 @@ Text encoders (``get_text_encoder(spec)``):
 """
 from __future__ import annotations
 
+import abc
 import functools
 import hashlib
 import json
@@ -54,7 +55,7 @@ def label_text(label: str, template: str = "{}") -> str:
 # --- text encoders -------------------------------------------------------------------------------
 
 
-class TextEncoder:
+class TextEncoder(abc.ABC):
     """A frozen text encoder: ``encode(texts) -> (N, d) float32 numpy`` and ``info`` (what was really
     used: ``kind``, ``model``, ``weights``, ``pretrained``, ``dim``, ``note``)."""
 
@@ -65,8 +66,9 @@ class TextEncoder:
     def dim(self) -> int:
         return int(self.info["dim"])
 
+    @abc.abstractmethod
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        raise NotImplementedError
+        """(N, dim) embeddings of ``texts``."""
 
     def remember(self, texts: Sequence[str]) -> None:
         """Update any state ``encode(texts)`` would have updated (``text_anchors`` calls this on a cache hit)."""

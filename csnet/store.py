@@ -4,7 +4,7 @@ A run lives at ``csnet.paths.runs_dir() / "<fusion>-<hash[:12]>"`` (root set by 
 
     config.json              the RunConfig, its full hash, the training-code version
     train_log.csv            step, loss, l1, contrastive, lr, patches_per_s
-    checkpoint-XXXXXXXX.pt   (+ .sha256) while training; removed once final.pt exists
+    checkpoint-<8-digit step>.pt (+ .sha256) while training; removed once final.pt exists
     final.pt                 (+ .sha256) model, image encoder, text anchors, labels
     metrics.json             training summary, including the text encoder really used
     DONE                     written last: the run is complete

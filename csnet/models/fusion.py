@@ -20,6 +20,7 @@ weighted. Every constant marked *ours* below is a choice of this suite, not a va
 """
 from __future__ import annotations
 
+import abc
 import math
 from typing import TYPE_CHECKING, Union
 
@@ -181,7 +182,7 @@ class PromptImageFusion(nn.Module):
         return features * weights[:, :, None, None] + features
 
 
-class ChannelSelectionBlock(nn.Module):
+class ChannelSelectionBlock(nn.Module, abc.ABC):
     """CSNet's Channel Selection Block (CSB), shared by ``hard_select``, ``soft_gate`` and
     ``random_select``; subclasses only say how the κĈ expanded channels are weighted.
 
@@ -214,17 +215,17 @@ class ChannelSelectionBlock(nn.Module):
         self.pifm = PromptImageFusion(channels, prompt_dim, gamma)
         self.register_buffer("forced_mask", None, persistent=False)
 
+    @abc.abstractmethod
     def channel_weights(self, prompt: torch.Tensor) -> torch.Tensor:
         """(B, κĈ) weights of the expanded channels, as the mechanism chooses them (forcing aside)."""
-        raise NotImplementedError
 
     def forced_scale(self, prompt: torch.Tensor) -> torch.Tensor | None:
         """What multiplies a forced keep-mask: None (1) for the selections, the gate for ``soft_gate``."""
         return None
 
+    @abc.abstractmethod
     def selection_indices(self, prompt: torch.Tensor) -> torch.Tensor:
         """(B, K) sorted indices of the channels the mechanism keeps for each prompt."""
-        raise NotImplementedError
 
     def forward(self, features: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         expanded = self.channel_expansion(features)  # F_nc (B, κĈ, H, W)
