@@ -107,6 +107,26 @@ def evaluate_baseline(run, tasks: Sequence[str], *, evaluate_kwargs: Mapping) ->
         variant="none", condition=BASELINE, draw=0)
 
 
+def evaluate_runs(runs: Mapping[tuple[str, int], object], tasks: Sequence[str], labels: Sequence[str], *,
+                  n_random: int, evaluate_kwargs: Mapping) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every run of the study: ``runs`` maps ``(variant, seed)`` to a trained run; variant ``"none"`` is
+    the baseline, every other variant gets all channel conditions (random draws seeded by 1000 + seed).
+
+    Returns ``(evaluations, overlap)``: the per-image rows and the Jaccard overlap of the labels'
+    channel sets per site, variant and seed."""
+    from tqdm.auto import tqdm
+
+    frames, overlaps = [], []
+    for (variant, seed), run in tqdm(list(runs.items()), desc="evaluating"):
+        if variant == "none":
+            frames.append(evaluate_baseline(run, tasks, evaluate_kwargs=evaluate_kwargs))
+            continue
+        frames.append(evaluate_conditions(run, tasks, labels, n_random=n_random, random_seed=1000 + seed,
+                                          variant=variant, evaluate_kwargs=evaluate_kwargs))
+        overlaps.append(jaccard_by_site(channel_sets(run, labels)).assign(variant=variant, seed=seed))
+    return pd.concat(frames, ignore_index=True), pd.concat(overlaps, ignore_index=True)
+
+
 def per_image(df: pd.DataFrame) -> pd.DataFrame:
     """One value per (variant, condition, task, seed, image): random draws averaged per image."""
     keys = ["variant", "condition", "task", "label", "seed", "image"]

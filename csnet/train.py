@@ -416,13 +416,19 @@ class Trainer:
         return {"loss": float(values[0]), "l1": float(values[1]), "contrastive": float(values[2]), "lr": lr}
 
     # -- state -------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def _weights(self) -> dict[str, Any]:
+        """What every saved state holds: format, config hash, step and both networks' weights."""
         return {
             "format": 1,
             "config_hash": config_hash(self.cfg),
             "step": self.step,
             "model": self.model.state_dict(),
             "image_encoder": self.image_encoder.state_dict(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self._weights(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -446,11 +452,7 @@ class Trainer:
     def final_state(self) -> dict[str, Any]:
         """What a finished run keeps: weights, the anchors trained against, and their labels."""
         return {
-            "format": 1,
-            "config_hash": config_hash(self.cfg),
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "image_encoder": self.image_encoder.state_dict(),
+            **self._weights(),
             "anchors": self.anchors.detach().cpu(),
             "labels": list(self.labels),
         }
