@@ -43,7 +43,9 @@ class OutputDir:
     """The folder a notebook writes into (created if missing).
 
     ``started`` is when the work began (``time.time()`` seconds or an aware ``datetime``); by default
-    the moment this object is created. The manifest's wall time counts from it.
+    the moment this object is created. The manifest's wall time counts from it. The checkout's git state
+    is read here too, so that the manifest names the code that began the work, not whatever the checkout
+    holds when the work ends.
     """
 
     def __init__(self, path: str | os.PathLike, *, started: float | dt.datetime | None = None):
@@ -52,6 +54,7 @@ class OutputDir:
         if isinstance(started, dt.datetime):
             started = started.timestamp()
         self.started = time.time() if started is None else float(started)
+        self.git_at_start = git_state()
         self._written: list[Path] = []
 
     def __repr__(self) -> str:
@@ -136,8 +139,10 @@ class OutputDir:
 
         - ``parameters``: the notebook's parameters as given;
         - ``seeds``: the seeds used;
-        - ``git``: ``{"commit": sha or None, "dirty": bool or None}`` of the project checkout (``None``
-          outside a git repository or before the first commit; *dirty* counts tracked files only);
+        - ``git``: ``{"commit": sha or None, "dirty": bool or None}`` of the project checkout when this
+          object was created (``None`` outside a git repository or before the first commit; *dirty*
+          counts tracked files only); ``git_changed_during_run``: the state now, present only when the
+          checkout changed while the work ran (a commit or an edit meanwhile);
         - ``versions``: Python and the packages in :data:`MANIFEST_PACKAGES` (``None`` if absent);
         - ``text_encoder``: the encoder really used (its ``.info``), not the one asked for;
         - ``device``: ``device`` as used (e.g. ``"cuda:0"``), or what torch finds when not given;
@@ -148,10 +153,11 @@ class OutputDir:
         No host name, user name or absolute path is recorded by this method.
         """
         wall = time.time() - self.started
+        git_now = git_state()
         record = {
             "parameters": params,
             "seeds": seeds,
-            "git": git_state(),
+            "git": self.git_at_start,
             "versions": package_versions(),
             "text_encoder": text_encoder,
             "device": device_info(device),
@@ -160,6 +166,8 @@ class OutputDir:
             "files": [p.relative_to(self.path).as_posix() for p in self._written],
             "extra": extra,
         }
+        if git_now != self.git_at_start:
+            record["git_changed_during_run"] = git_now
         return self.json(record, "manifest")
 
     def files(self) -> list[Path]:

@@ -224,7 +224,9 @@ def _execute(job: dict) -> dict:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    Path(job["executed"]).parent.mkdir(parents=True, exist_ok=True)
+    output_dir = Path(job["executed"]).parent
+    output_dir.mkdir(parents=True, exist_ok=True)
+    began = time.time()
     started = time.perf_counter()
     error = None
     try:
@@ -239,7 +241,34 @@ def _execute(job: dict) -> dict:
         error = {"ename": type(err).__name__, "evalue": str(err), "cell_index": None, "exec_count": None}
     wall_time_s = time.perf_counter() - started
     _relativise_recorded_paths(Path(job["executed"]), Path(job["cwd"]))
-    return {"name": job["name"], "error": error, "wall_time_s": wall_time_s}
+    # 2 s of slack: file times tick more coarsely than time.time(), and an earlier run is older anyway
+    moved = [] if error else set_aside_stale(output_dir, began - 2.0)
+    return {"name": job["name"], "error": error, "wall_time_s": wall_time_s, "set_aside": moved}
+
+
+PREVIOUS_DIR = ".previous"  # inside a notebook's output folder: files an earlier run wrote and this one did not
+
+
+def set_aside_stale(output_dir: str | os.PathLike, since: float) -> list[str]:
+    """After a successful run, move the files of ``output_dir`` not written since ``since`` (an earlier
+    run's table or figure this run no longer makes) into ``output_dir/.previous/``, keeping their relative
+    paths, so that the folder and the index show one run's output only; nothing is deleted. A failed run
+    leaves the folder alone. Returns the moved paths, relative to ``output_dir``."""
+    output_dir = Path(output_dir)
+    moved = []
+    for path in sorted(output_dir.rglob("*")):
+        relative = path.relative_to(output_dir)
+        if (not path.is_file() or relative.parts[0] == PREVIOUS_DIR or path.name == STATUS_FILE
+                or path.stat().st_mtime >= since):
+            continue
+        target = output_dir / PREVIOUS_DIR / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        moved.append(relative.as_posix())
+    for folder in sorted((d for d in output_dir.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+        if PREVIOUS_DIR not in folder.relative_to(output_dir).parts and not any(folder.iterdir()):
+            folder.rmdir()  # a subfolder only the earlier run used
+    return moved
 
 
 def _relativise_recorded_paths(executed: Path, cwd: Path) -> None:
@@ -364,7 +393,9 @@ def _share_cores(workers: int) -> None:
 def _report(bar, outcome: dict, progress: bool) -> None:
     if progress:
         status = "ok" if outcome["error"] is None else f"FAILED ({outcome['error']['ename']})"
-        bar.write(f"  {outcome['name']}: {status} in {_duration(outcome['wall_time_s'])}")
+        moved = outcome.get("set_aside") or []
+        aside = f"; {len(moved)} file(s) of an earlier run moved to {PREVIOUS_DIR}/" if moved else ""
+        bar.write(f"  {outcome['name']}: {status} in {_duration(outcome['wall_time_s'])}{aside}")
     bar.update()
 
 

@@ -553,6 +553,41 @@ def finished(run_dir: str | os.PathLike, cfg: RunConfig) -> bool:
     return state.get("config_hash") == config_hash(cfg)
 
 
+THREADS_VARIABLE = "CSNET_TORCH_THREADS"
+
+
+def cpu_threads() -> int | None:
+    """Intra-op threads for training on a CPU: ``CSNET_TORCH_THREADS``, default 1; ``0`` keeps torch's
+    own choice (``OMP_NUM_THREADS``, else every core).
+
+    Why 1: at this suite's CPU scales every operation is small, and on a shared 2-core machine two
+    OpenMP threads wait for each other at every one of them: ``csnet bench --tuning`` measured a quick
+    training step 7.6× (``none``) and 8.7× (``hard_select``) faster with one thread than with two under
+    load (``results/bench/tuning-quick-cpu.csv``). To use more cores, train several models side by side
+    (``csnet suite run --jobs N``), or set the variable on an idle many-core machine.
+    """
+    value = os.environ.get(THREADS_VARIABLE, "1").strip()
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = -1
+    if threads < 0:
+        raise ValueError(f"{THREADS_VARIABLE} must be 0 (torch's choice) or a positive integer, got {value!r}")
+    return threads or None
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads (None: leave them), then restore the previous count."""
+    saved = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 def train(cfg: RunConfig, run_dir: str | os.PathLike, progress: bool = True,
           device: str | torch.device | None = None, dist_info: DistInfo | None = None,
           keep_checkpoints: bool = False) -> dict[str, Any]:
@@ -576,7 +611,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, progress: bool = True,
         resume = str(found[0]) if found else None
     resume = broadcast_object(resume, info)
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    threads = torch_threads(cpu_threads()) if device.type == "cpu" else contextlib.nullcontext()
+    with threads, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         trainer = Trainer(cfg, device=device, dist_info=info)
         if resume:
             trainer.load_state_dict(load_verified(resume, map_location=device))

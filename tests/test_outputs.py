@@ -108,6 +108,22 @@ def test_manifest_records_what_produced_the_folder(tmp_path, table):
     assert socket.gethostname() not in path.read_text()
 
 
+def test_manifest_names_the_code_that_started_the_work(tmp_path, monkeypatch):
+    import analysis.outputs as outputs
+    states = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": True}])
+    monkeypatch.setattr(outputs, "git_state", lambda: next(states))
+    out = OutputDir(tmp_path)  # reads the first state
+    manifest = json.loads(out.manifest({"profile": "smoke"}).read_text())  # the checkout moved on meanwhile
+    assert manifest["git"] == {"commit": "a" * 40, "dirty": False}
+    assert manifest["git_changed_during_run"] == {"commit": "b" * 40, "dirty": True}
+
+
+def test_manifest_says_nothing_of_change_when_the_checkout_stood_still(tmp_path):
+    out = OutputDir(tmp_path)
+    manifest = json.loads(out.manifest({"profile": "smoke"}).read_text())
+    assert "git_changed_during_run" not in manifest
+
+
 def test_git_state_outside_a_repository_is_none(tmp_path):
     assert git_state(tmp_path) == {"commit": None, "dirty": None}
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -132,6 +134,27 @@ def test_strip_removes_outputs_and_keeps_tags(tmp_path):
     assert _cli("suite", "strip", "--check", str(path)) == 0
 
 
+def test_set_aside_stale_moves_only_files_older_than_the_run(tmp_path):
+    out = tmp_path / "03_x"
+    (out / "figs").mkdir(parents=True)
+    (out / ".previous").mkdir()
+    for name in ("old.csv", "figs/old.png", "new.csv", suite.STATUS_FILE, ".previous/older.csv"):
+        (out / name).write_text(name)
+    since = time.time()
+    for name in ("old.csv", "figs/old.png", suite.STATUS_FILE, ".previous/older.csv"):
+        os.utime(out / name, (since - 60, since - 60))
+    os.utime(out / "new.csv", (since + 1, since + 1))
+
+    moved = suite.set_aside_stale(out, since)
+
+    assert moved == ["figs/old.png", "old.csv"]
+    assert (out / ".previous" / "figs" / "old.png").read_text() == "figs/old.png"
+    assert (out / ".previous" / "old.csv").read_text() == "old.csv"
+    assert (out / "new.csv").is_file() and (out / suite.STATUS_FILE).is_file()  # this run's, and the runner's
+    assert (out / ".previous" / "older.csv").is_file() and not (out / "figs").exists()
+    assert suite.set_aside_stale(out, since) == []  # nothing left to move
+
+
 def test_index_links_every_table_figure_and_notebook(tmp_path):
     profile_dir = tmp_path / "smoke"
     folder = profile_dir / "01_study"
@@ -159,6 +182,10 @@ def test_cli_list_shows_parameters(notebooks, capsys):
 # ------------------------------------------------------------------------------------ execution
 @pytest.mark.slow
 def test_failing_notebook_is_kept_and_the_others_still_run(notebooks, tmp_path):
+    for name in ("01_ok", "02_fails"):  # what an earlier run left: a table this run no longer writes
+        (tmp_path / "results" / "smoke" / name / "old").mkdir(parents=True)
+        (tmp_path / "results" / "smoke" / name / "old" / "dropped.csv").write_text("a\n1\n")
+        os.utime(tmp_path / "results" / "smoke" / name / "old" / "dropped.csv", (time.time() - 3600,) * 2)
     result = suite.run_suite("smoke", jobs=2, notebooks_dir=notebooks, results_root=tmp_path / "results",
                              progress=False)
     profile_dir = tmp_path / "results" / "smoke"
@@ -178,11 +205,15 @@ def test_failing_notebook_is_kept_and_the_others_still_run(notebooks, tmp_path):
     assert {p.name for p in ok_dir.iterdir()} >= {"01_ok.ipynb", "scores.csv", "scores.tex", "scores.md",
                                                    "bars.pdf", "bars.png", "received.json", suite.STATUS_FILE}
     assert json.loads((ok_dir / "received.json").read_text()) == {"profile": "smoke", "scale": 1}
+    # the successful run set the earlier run's file aside (not deleted); the failed one touched nothing
+    assert not (ok_dir / "old").exists() and (ok_dir / ".previous" / "old" / "dropped.csv").read_text() == "a\n1\n"
+    assert (profile_dir / "02_fails" / "old" / "dropped.csv").is_file()
 
     text = result.index.read_text()
     assert result.index == profile_dir / "index.md"
     assert re.search(r"\| 01_ok\]\(#01_ok\) \| ok \|", text.replace("[", "")) and "made to fail on purpose" in text
     links = set(_links(result.index))
+    assert "01_ok/old/dropped.csv" not in links and "02_fails/old/dropped.csv" in links
     assert {"01_ok/01_ok.ipynb", "01_ok/scores.md", "01_ok/scores.csv", "01_ok/bars.png", "01_ok/bars.pdf",
             "02_fails/02_fails.ipynb"} <= links
     assert all((profile_dir / link).is_file() for link in links)

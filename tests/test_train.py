@@ -234,3 +234,45 @@ def test_cli_user_errors_exit_2(capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["restore", "nowhere.png", "-o", "x.png"]) == 2
     assert "--run DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, expected", [(None, 1), ("1", 1), (" 3 ", 3), ("0", None)])
+def test_cpu_threads_default_to_one_and_zero_means_torch_choice(monkeypatch, value, expected):
+    from csnet.train import THREADS_VARIABLE, cpu_threads
+
+    if value is None:
+        monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(THREADS_VARIABLE, value)
+    assert cpu_threads() == expected
+
+
+@pytest.mark.parametrize("value", ["two", "-1", "1.5", ""])
+def test_cpu_threads_refuse_a_bad_setting_by_name(monkeypatch, value):
+    from csnet.train import THREADS_VARIABLE, cpu_threads
+
+    monkeypatch.setenv(THREADS_VARIABLE, value)
+    with pytest.raises(ValueError, match=THREADS_VARIABLE):
+        cpu_threads()
+
+
+def test_training_on_cpu_runs_with_the_configured_threads_and_restores_them(tmp_path, monkeypatch):
+    import csnet.train as train_module
+
+    seen = []
+
+    def fake_loop(trainer, *args):
+        seen.append(torch.get_num_threads())
+        return {"steps_done": 0}
+
+    monkeypatch.setattr(train_module, "_loop", fake_loop)
+    monkeypatch.setattr(train_module, "save_verified", lambda *args: None)
+    monkeypatch.setenv(train_module.THREADS_VARIABLE, "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_module.train(tiny_config(), tmp_path / "run", progress=False, device="cpu")
+        assert seen == [1]  # trained with the suite's default, not the process's 2
+        assert torch.get_num_threads() == 2  # and gave the caller its own setting back
+    finally:
+        torch.set_num_threads(before)
