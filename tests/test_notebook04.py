@@ -46,7 +46,7 @@ def test_notebook04_runs_at_smoke_and_writes_its_outputs(tmp_path, monkeypatch):
                  "downstream_psnr"):
         assert (out / f"{name}.pdf").stat().st_size > 0 and (out / f"{name}.png").stat().st_size > 0
 
-    per_patch = pd.read_csv(out / "predictions_per_patch.csv")
+    per_patch = pd.read_csv(out / "predictions_per_patch.csv.gz")
     assert set(per_patch["evaluation"]) == {"closed", "generalised", "held-out only"}
     growth = pd.read_csv(out / "accuracy_by_task_set.csv")
     assert growth["n_classes"].nunique() == 3  # 3 → 5 → 5 + composites

@@ -240,3 +240,21 @@ def test_a_corrupt_recogniser_cache_is_retrained_not_trusted():
     assert not again.reused
     for a, b in zip(trained.encoder.state_dict().values(), again.encoder.state_dict().values()):
         assert torch.equal(a, b)  # deterministic given the config
+
+
+def test_write_csv_gzips_deterministically_when_asked(tmp_path):
+    import time
+
+    import pandas as pd
+
+    from analysis.recognition import write_csv
+
+    df = pd.DataFrame({"patch": [0, 1], "predicted": ["noise", "rain"], "correct": [True, False]})
+    write_csv(df, tmp_path / "a.csv.gz")
+    time.sleep(1.1)  # gzip headers carry a timestamp unless it is pinned
+    write_csv(df, tmp_path / "b.csv.gz")
+    write_csv(df, tmp_path / "plain.csv")
+    assert (tmp_path / "a.csv.gz").read_bytes()[:2] == b"\x1f\x8b"  # gzip magic
+    assert (tmp_path / "a.csv.gz").read_bytes() == (tmp_path / "b.csv.gz").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv.gz"), df)
+    assert (tmp_path / "plain.csv").read_text().splitlines()[0] == "patch,predicted,correct"
