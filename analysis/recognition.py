@@ -657,18 +657,10 @@ def prediction_rows(meta: pd.DataFrame, predicted: Sequence[str], **columns) -> 
 
 
 def write_csv(df: pd.DataFrame, path) -> None:
-    """A data table as CSV only, atomically (the per-patch predictions: too long for LaTeX or Markdown).
-    A path ending in ``.gz`` is gzip-compressed with a zero timestamp, so equal tables give equal bytes
-    (the cpu run's per-patch predictions: 8.2 MB as text, 0.26 MB compressed; pandas reads either)."""
-    import gzip
+    """A data table as CSV only (``.gz``: compressed, byte-stable); see :func:`analysis.outputs.write_csv`."""
+    from analysis.outputs import write_csv as write
 
-    from csnet.io import atomic_write
-
-    with atomic_write(path) as tmp:
-        if str(path).endswith(".gz"):  # gzip.compress: no file name and (mtime 0) no time in the header
-            tmp.write_bytes(gzip.compress(df.to_csv(index=False, lineterminator="\n").encode(), mtime=0))
-        else:
-            df.to_csv(tmp, index=False, lineterminator="\n")
+    write(df, path)
 
 
 def synthesis_source(data_source: str) -> str:

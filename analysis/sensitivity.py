@@ -137,11 +137,10 @@ def crop_test_patches(tasks: Sequence[str], per_task: int, patch_size: int, *, s
 
 
 def save_csv(df: pd.DataFrame, path) -> None:
-    """Write ``df`` as CSV atomically (for long tables that need no LaTeX or Markdown copy)."""
-    from csnet.io import atomic_write
+    """Write ``df`` as CSV only (``.gz``: compressed, byte-stable); see :func:`analysis.outputs.write_csv`."""
+    from analysis.outputs import write_csv
 
-    with atomic_write(path) as tmp:
-        df.to_csv(tmp, index=False, lineterminator="\n")
+    write_csv(df, path)
 
 
 def patch_prompts(run, patches: Patches, source: str = "text") -> torch.Tensor:

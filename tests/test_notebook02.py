@@ -54,11 +54,11 @@ def test_notebook_runs_at_smoke(tmp_path, monkeypatch):
                "selection_agreement", "readout_accuracy", "readout_pca", "readout_tsne", "mechanism_summary")
     expected = [f"{t}.{ext}" for t in tables for ext in ("csv", "tex", "md")]
     expected += [f"{f}.{ext}" for f in figures for ext in ("pdf", "png")]
-    expected += ["importance.csv", "verdict.json", "manifest.json"]
+    expected += ["importance.csv.gz", "verdict.json", "manifest.json"]
     for name in expected:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
 
-    importance = pd.read_csv(out / "importance.csv")
+    importance = pd.read_csv(out / "importance.csv.gz")
     assert set(importance["method"]) == {"ablation", "gradient", "activation"}
     assert set(importance["mechanism"]) == {"hard_select", "none", "channel_attention", "soft_gate"}
     assert set(importance[importance["space"] == "selection"]["mechanism"]) == {"hard_select", "soft_gate"}
