@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 
 from analysis import stats
+from analysis.outputs import write_csv  # noqa: F401  (re-exported: notebook 04 calls recognition.write_csv)
 
 # Bump when the recogniser training changes, so that cached encoders are not silently reused.
 RECOGNISER_VERSION = 1
@@ -654,13 +655,6 @@ def prediction_rows(meta: pd.DataFrame, predicted: Sequence[str], **columns) -> 
     out["predicted"] = list(predicted)
     out["correct"] = out["predicted"] == out["label"]
     return out
-
-
-def write_csv(df: pd.DataFrame, path) -> None:
-    """A data table as CSV only (``.gz``: compressed, byte-stable); see :func:`analysis.outputs.write_csv`."""
-    from analysis.outputs import write_csv as write
-
-    write(df, path)
 
 
 def synthesis_source(data_source: str) -> str:

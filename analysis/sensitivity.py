@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from analysis import stats
+from analysis.outputs import write_csv
 
 METRICS = ("psnr", "l1")
 GRADIENT_METHODS = ("gradient_x_activation", "conductance")
@@ -136,11 +137,7 @@ def crop_test_patches(tasks: Sequence[str], per_task: int, patch_size: int, *, s
     return Patches(torch.stack(degraded), torch.stack(clean), task_of, label_list, names)
 
 
-def save_csv(df: pd.DataFrame, path) -> None:
-    """Write ``df`` as CSV only (``.gz``: compressed, byte-stable); see :func:`analysis.outputs.write_csv`."""
-    from analysis.outputs import write_csv
-
-    write_csv(df, path)
+save_csv = write_csv  # the notebook's name for analysis.outputs.write_csv (CSV only; .gz byte-stable)
 
 
 def patch_prompts(run, patches: Patches, source: str = "text") -> torch.Tensor:

@@ -4,23 +4,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
+from notebook_checks import committed_clean_code_cells, parameter_lines
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "00_data_tour.ipynb"
 
 
 def test_notebook_is_committed_clean_with_a_typed_parameters_cell():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    assert "parameters" in code[0].metadata.get("tags", [])
-    lines = [line for line in code[0].source.splitlines() if line.strip() and not line.startswith("from typing")]
+    code = committed_clean_code_cells(NOTEBOOK)
+    lines = parameter_lines(code[0])
     names = [line.split(":")[0] for line in lines]
     assert names == ["profile", "tasks", "composites", "photo", "seed", "output_dir"]
     assert all("#" in line and ": " in line.split("=")[0] for line in lines)  # typed and commented
     assert "output_dir: Optional[str] = None" in code[0].source  # None: results/<profile>/00_data_tour
-    for cell in code:
-        assert cell.get("outputs", []) == [] and cell.get("execution_count") is None
 
 
 @pytest.mark.slow

@@ -3,12 +3,13 @@ headless through papermill at the smoke profile, writing its tables, figures and
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
+from notebook_checks import committed_clean_code_cells, parameter_lines
+
+from csnet.suite import default_kernel
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_channel_sensitivity.ipynb"
 PARAMETERS = ["profile", "seeds", "tasks", "probe_tasks", "mechanisms", "keep_ratio", "kappa", "text_encoder",
@@ -17,24 +18,15 @@ PARAMETERS = ["profile", "seeds", "tasks", "probe_tasks", "mechanisms", "keep_ra
               "top_k_fraction", "n_boot", "output_dir"]
 
 
-def kernel_name() -> str:
-    spec = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "csnet" / "kernel.json"
-    return "csnet" if spec.is_file() else "python3"
-
-
 def test_notebook_is_committed_clean_with_a_typed_parameters_cell():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    assert "parameters" in code[0].metadata.get("tags", [])
-    lines = [line for line in code[0].source.splitlines() if line.strip() and not line.startswith("from typing")]
+    code = committed_clean_code_cells(NOTEBOOK)
+    lines = parameter_lines(code[0])
     assert [line.split(":")[0] for line in lines] == PARAMETERS
     assert all("#" in line and ": " in line.split("=")[0] for line in lines)  # typed and commented
     # papermill warns "Unable to parse line" on a line with two '='
     assert all(line.split("#", 1)[1].count("=") == 0 for line in lines)
     assert "output_dir: Optional[str] = None" in code[0].source  # None: results/<profile>/02_channel_sensitivity
     assert 'mechanisms: list = ["hard_select", "none", "channel_attention", "soft_gate"]' in code[0].source
-    for cell in code:
-        assert cell.get("outputs", []) == [] and cell.get("execution_count") is None
 
 
 @pytest.mark.slow
@@ -45,7 +37,7 @@ def test_notebook_runs_at_smoke(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "out"
     papermill.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "executed.ipynb"), kernel_name=kernel_name(), progress_bar=False,
+        str(NOTEBOOK), str(tmp_path / "executed.ipynb"), kernel_name=default_kernel(), progress_bar=False,
         parameters={"profile": "smoke", "n_boot": 300, "output_dir": str(out)}, cwd=str(NOTEBOOK.parent),
     )
     tables = ("probe_cost", "method_correlations", "task_overlap", "rank_statistics", "seed_stability",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
+from notebook_checks import committed_clean_code_cells, parameter_lines
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_fusion_comparison.ipynb"
 PARAMETERS = ["profile", "seeds", "tasks", "mechanisms", "kappa", "keep_ratio", "text_encoder", "omega_sweep",
@@ -15,16 +15,12 @@ PARAMETERS = ["profile", "seeds", "tasks", "mechanisms", "kappa", "keep_ratio", 
 
 
 def test_notebook_is_committed_clean_with_a_typed_parameters_cell():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    assert "parameters" in code[0].metadata.get("tags", [])
-    lines = [line for line in code[0].source.splitlines() if line.strip() and not line.startswith("from typing")]
+    code = committed_clean_code_cells(NOTEBOOK)
+    lines = parameter_lines(code[0])
     assert [line.split(":")[0] for line in lines] == PARAMETERS
     assert all("  # " in line and ": " in line.split("=")[0] for line in lines)  # typed and commented
     assert "output_dir: Optional[str] = None" in code[0].source  # None: results/<profile>/03_fusion_comparison
     assert 'profile: str = "quick"' in code[0].source
-    for cell in code:
-        assert cell.get("outputs", []) == [] and cell.get("execution_count") is None
 
 
 def test_parameters_match_notebook01_so_runs_are_shared():

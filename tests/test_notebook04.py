@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 
-import nbformat
 import pandas as pd
 import pytest
+from notebook_checks import committed_clean_code_cells
 
 from csnet.paths import project_root
 
@@ -13,10 +13,7 @@ NOTEBOOK = project_root() / "notebooks" / "04_degradation_recognition.ipynb"
 
 
 def test_notebook04_is_committed_without_outputs_and_with_a_parameters_cell():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    assert "parameters" in code[0].metadata.get("tags", [])
-    assert all(not cell.outputs and cell.execution_count is None for cell in code)
+    committed_clean_code_cells(NOTEBOOK)
     from csnet.suite import notebook_parameters
 
     declared = notebook_parameters(NOTEBOOK)
