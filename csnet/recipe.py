@@ -522,18 +522,22 @@ def measure_seconds_per_step(settings: Settings, fusions: Sequence[str], steps: 
     return out
 
 
-def plan(settings: Settings, seconds_per_step: Mapping[str, float], jobs: int = 1):
+def plan(settings: Settings, seconds_per_step: Mapping[str, float], jobs: int = 1, table=None):
     """One row per stage: models to train (new ones only: a model an earlier stage trained, or that
     the store holds finished, is counted once), steps, CPU seconds per step, total minutes.
 
-    Later stages depend on earlier choices; the plan assumes the given or the profile's values (which
-    models coincide does not depend on the value chosen)."""
+    Later stages depend on earlier choices: the plan takes them from ``table`` (the recipe CSV so far)
+    where it has the stage's rows, else the given value, else the profile's when it is in the grid, else
+    the grid's middle (which models coincide does not depend on the value chosen within the grid)."""
     import pandas as pd
 
     from csnet.profiles import config_hash
     from csnet.store import DONE_FILE, run_path
 
     choice = initial_choice(settings)
+    if not choice.given["lr"] and not any(math.isclose(choice.lr, lr) for lr in settings.lrs):
+        choice.lr = sorted(settings.lrs)[len(settings.lrs) // 2]
+    measured_pixels = choice.patch[0] ** 2 * choice.patch[1]  # the shape measure_seconds_per_step times
     seen: set[str] = set()
     steps = settings.total_steps()
     rows = []
@@ -551,17 +555,19 @@ def plan(settings: Settings, seconds_per_step: Mapping[str, float], jobs: int = 
                 stored += 1
                 continue
             new.append(trial)
-        cpu_seconds = sum(steps * seconds_per_step[t.fusion] * (t.patch**2 * t.batch)
-                          / (choice.patch[0] ** 2 * choice.patch[1]) for t in new)
+        cpu_seconds = sum(steps * seconds_per_step[t.fusion] * t.patch**2 * t.batch / measured_pixels
+                          for t in new)
         rows.append({"stage": stage, "models": len(trials), "new_models": len(new), "in_store": stored,
                      "steps": steps, "cpu_s_per_step": statistics.mean(seconds_per_step[t.fusion] for t in trials),
                      "cpu_minutes": cpu_seconds / 60, "wall_minutes": cpu_seconds / 60 / jobs})
-    table = pd.DataFrame(rows)
-    total = {"stage": "total", "models": table["models"].sum(), "new_models": table["new_models"].sum(),
-             "in_store": table["in_store"].sum(), "steps": steps,
+        if table is not None and not choice.given.get(stage) and (table["stage"] == stage).any():
+            _apply(choice, stage, choose(table, stage)[0])
+    stages = pd.DataFrame(rows)
+    total = {"stage": "total", "models": stages["models"].sum(), "new_models": stages["new_models"].sum(),
+             "in_store": stages["in_store"].sum(), "steps": steps,
              "cpu_s_per_step": statistics.mean(seconds_per_step.values()),
-             "cpu_minutes": table["cpu_minutes"].sum(), "wall_minutes": table["wall_minutes"].sum()}
-    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+             "cpu_minutes": stages["cpu_minutes"].sum(), "wall_minutes": stages["wall_minutes"].sum()}
+    return pd.concat([stages, pd.DataFrame([total])], ignore_index=True)
 
 
 def fusions_of(settings: Settings) -> list[str]:

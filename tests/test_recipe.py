@@ -182,3 +182,24 @@ def test_tiny_sweep_trains_writes_and_resumes_without_retraining(monkeypatch, tm
     assert len(again) == len(table)
     merged = again.merge(table, on=["stage", "run", "step", "task"], suffixes=("", "_before"))
     assert merged["psnr"].to_numpy() == pytest.approx(merged["psnr_before"].to_numpy(), abs=1e-4)
+
+
+def test_training_keeps_milestone_weights_without_changing_the_run(tmp_path):
+    import torch
+
+    from csnet.profiles import config_hash, run_config
+    from csnet.train import FINAL_WEIGHTS, load_verified, milestone_path, train
+
+    cfg = run_config("smoke", fusion="none", steps=4, warmup_steps=0, checkpoint_every=4)
+    plain = train(cfg, tmp_path / "plain", progress=False)
+    kept = train(cfg, tmp_path / "kept", progress=False, milestones=[2, 4])
+    assert not list((tmp_path / "plain").glob("milestone-*"))
+    assert sorted(p.name for p in (tmp_path / "kept").glob("milestone-*.pt")) == [
+        "milestone-00000002.pt", "milestone-00000004.pt"]
+    half, last = (load_verified(milestone_path(tmp_path / "kept", step)) for step in (2, 4))
+    assert half["step"] == 2 and last["config_hash"] == config_hash(cfg)
+    assert 0 < half["cpu_elapsed"] < last["cpu_elapsed"] == pytest.approx(kept["train_cpu_seconds"])
+    final = load_verified(tmp_path / "plain" / FINAL_WEIGHTS)
+    for name, tensor in final["model"].items():  # keeping milestones changes nothing that is trained
+        assert torch.equal(tensor, last["model"][name]), name
+    assert plain["train_cpu_seconds"] > 0

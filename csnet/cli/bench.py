@@ -184,14 +184,14 @@ def _recipe(args: argparse.Namespace, out: Path, say) -> int:
     say(f"measuring CPU seconds per training step at {args.profile} (1 thread; load average "
         f"{load['load_average']:g}) …")
     per_step = recipe.measure_seconds_per_step(settings, recipe.fusions_of(settings))
-    plan = recipe.plan(settings, per_step, jobs=args.jobs)
+    name = f"recipe_{args.profile}"
+    plan = recipe.plan(settings, per_step, jobs=args.jobs, table=recipe.read_table(out / f"{name}.csv"))
     print(f"recipe sweep at {args.profile}: models × steps × measured CPU s/step = CPU minutes "
           f"(wall at --jobs {args.jobs}; evaluation of {len(settings.milestones())} milestones per model not "
           "included)")
     print(bench.format_table(plan.to_dict("records"), list(plan.columns)))
     if args.dry_run:
         return 0
-    name = f"recipe_{args.profile}"
     began = time.time()
     table, summary, choice = recipe.run_sweep(settings, out / f"{name}.csv", jobs=args.jobs,
                                               allow_load=args.allow_load, progress=say)
