@@ -197,12 +197,15 @@ def forced_channels(run: Any, force: str | Mapping[str, Any] | None) -> tuple[di
 def evaluate(run: Any, tasks: str | Sequence[str], prompt_source: str = "text",
              force: str | Mapping[str, Any] | None = None, test_source: str = "corpus",
              max_images: int | None = None, max_side: int | None = None, seed: int = 0,
-             tile: int | None = None, tile_overlap: int = 32, progress: bool = False):
+             tile: int | None = None, tile_overlap: int = 32, progress: bool = False,
+             test_root: str | None = None):
     """One row per ``(task, image)``: scores, prompt source, forced channels, recognition.
 
     ``run`` is a ``csnet.store.Run``. ``prompt_source`` ``"text"`` gives the network the text anchor of
     the task's label (P_t), ``"image"`` the image encoder's prompt of the degraded image (P_v).
     Recognition (``predicted``, ``correct``, ``confidence``) always comes from the image encoder.
+    ``test_root``: a PromptIR-layout folder whose standard test sets replace ``test_source``
+    (``csnet.benchmarks.evaluate_test_root`` picks the tasks the tree has and scores whole images).
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -221,7 +224,8 @@ def evaluate(run: Any, tasks: str | Sequence[str], prompt_source: str = "text",
     rows = []
     for task in tasks:
         label = label_of(task)
-        images = test_set(task, source=test_source, seed=seed, max_images=max_images, max_side=max_side)
+        images = test_set(task, source=test_root if test_root is not None else test_source, seed=seed,
+                          max_images=max_images, max_side=max_side)
         for item in tqdm(images, desc=f"{run.id} {task}", disable=not progress, leave=False):
             visual = image_prompts(run.image_encoder, [item.degraded], tile=tile)  # (1, 512)
             pred, confidence = recognise(visual, run.anchors)

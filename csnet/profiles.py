@@ -14,6 +14,23 @@ A ``RunConfig`` is everything that defines one trained model. Its hash (``config
 folder in the store, so two notebooks asking for the same model share it. Only the fields that change
 the trained weights enter the hash; bookkeeping (checkpoint interval, log interval, worker count, the
 profile's name) does not.
+
+The hash is taken over the *resolved* configuration (``resolved_config``): the ``ModelConfig`` that
+``csnet.train.build_networks`` really builds (every default filled in, ``to_dict()``), the image
+encoder's keyword arguments with their defaults, and the recipe with ``cosine_steps`` None replaced by
+``steps``. So two configs that describe the same network trained the same way share one run whether or
+not they write the defaults out (``kappa: 2.0, omega: 0.5`` written or left out).
+
+The rule for fields added later. Every dataclass field of ``RunConfig`` (bookkeeping aside), of
+``ModelConfig`` and every keyword of ``ImagePromptEncoder`` enters the hash by itself, none is listed by
+hand, so a new field changes the hash of *every* config, including those that leave it at its default:
+runs trained before it existed become stale (``csnet runs`` says so) instead of being silently reused
+by code that may train differently. That is the intended default. When a new field's default provably
+reproduces the old training exactly and old runs should stay valid, declare it with
+``dataclasses.field(default=..., metadata={HASH_OMIT_AT_DEFAULT: True})``: it is then left out of the
+hash while it equals its default (and that default must never change afterwards). Changing what the
+payload looks like bumps ``HASH_SCHEME``; changing how the training code turns an equal config into
+weights bumps ``TRAINING_VERSION``; both are inside the hashed payload.
 """
 from __future__ import annotations
 
@@ -264,6 +281,35 @@ def run_config(profile: str | Profile, fusion: str = "hard_select", seed: int = 
     return cfg
 
 
+def study_config(profile: str | Profile, fusion: str, seed: int = 0, *, kappa: float | None = None,
+                 omega: float | None = None, tasks: tuple[str, ...] | None = None,
+                 text_encoder: str | None = None, **overrides) -> RunConfig:
+    """The config of the model the studies (notebooks 01–04) train for ``(profile, fusion, seed)``:
+    the profile's tasks and text encoder unless named, κ and ω (``kappa``, ``omega``; None: ModelConfig's
+    defaults, the notebooks' values) for every mechanism but ``none``, which has neither. ``overrides``
+    are ``run_config``'s. Because runs are identified by their resolved configuration, this is the same
+    run as ``run_config(profile, fusion, seed)`` whenever κ and ω are left at their defaults."""
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    model = dict(overrides.pop("model", None) or {})
+    if fusion != "none":
+        model.update({k: v for k, v in (("kappa", kappa), ("omega", omega)) if v is not None})
+    return run_config(prof, fusion, seed, tasks=tuple(tasks if tasks is not None else prof.tasks),
+                      text_encoder=text_encoder or prof.text_encoder,
+                      **({"model": model} if model else {}), **overrides)
+
+
+def restoration_is_pipeline_check(profile: str | Profile) -> bool:
+    """True when a model of ``profile`` restores photos only to show the pipeline runs: the profile's
+    numbers are not meaningful (smoke), or it is ``quick``, whose ~2-minute models are sized for the
+    suite's comparisons, not for restoring a user's photo. Unknown profiles (a run folder whose config
+    names none) count as a check too."""
+    if isinstance(profile, str):
+        if profile not in PROFILE_NAMES:
+            return True
+        profile = get_profile(profile)
+    return not profile.meaningful or profile.name == "quick"
+
+
 def validate_config(cfg: RunConfig) -> None:
     """Raise ``ValueError`` naming the field and the allowed values when ``cfg`` cannot be trained."""
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.patch_size < 8:
@@ -289,10 +335,89 @@ def validate_config(cfg: RunConfig) -> None:
         raise ValueError("checkpoint_every and log_every must be >= 1")
 
 
+# Version of the hashed payload's layout. 1: the fields as written; 2: the resolved configuration
+# (``resolved_config``) with this version inside it. Bumping it changes every run's hash.
+HASH_SCHEME = 2
+
+# Field metadata key: a field so marked is left out of the hash while it equals its default (see the
+# module docstring for when that is right).
+HASH_OMIT_AT_DEFAULT = "csnet_hash_omit_at_default"
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _omitted_at_default(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the fields of dataclass ``cls`` that opted out of the hash at their default."""
+    out = dict(values)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get(HASH_OMIT_AT_DEFAULT) and f.name in out:
+            if _plain(out[f.name]) == _plain(_field_default(f)):
+                del out[f.name]
+    return out
+
+
+def _floats_as_float(values: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Integers given where the default is a float become floats (``kappa: 2`` hashes as ``2.0``)."""
+    return {k: float(v) if isinstance(defaults.get(k), float) and isinstance(v, int) and not isinstance(v, bool)
+            else v for k, v in values.items()}
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: _field_default(f) for f in dataclasses.fields(cls)}
+
+
+def model_config(cfg: RunConfig):
+    """The ``csnet.models.ModelConfig`` that ``cfg`` trains: its ``model`` settings over ModelConfig's
+    defaults, with ``cfg.seed`` (unless the settings name another) and ``cfg.fusion``; exactly what
+    ``csnet.train.build_networks`` builds."""
+    from csnet.models import ModelConfig
+
+    return ModelConfig(**{"seed": cfg.seed, **dict(cfg.model), "fusion": cfg.fusion})
+
+
+def image_encoder_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    """``cfg.image_encoder`` over the defaults of ``csnet.prompts.ImagePromptEncoder``'s keywords."""
+    import inspect
+
+    from csnet.prompts import ImagePromptEncoder
+
+    params = inspect.signature(ImagePromptEncoder.__init__).parameters
+    defaults = {name: p.default for name, p in params.items()
+                if name != "self" and p.default is not inspect.Parameter.empty}
+    unknown = set(cfg.image_encoder) - set(params)
+    if unknown:
+        raise ValueError(f"unknown image_encoder settings {sorted(unknown)}; known: {sorted(defaults)}")
+    return _floats_as_float({**defaults, **dict(cfg.image_encoder)}, defaults)
+
+
+def resolved_config(cfg: RunConfig) -> dict[str, Any]:
+    """The configuration that defines the trained weights, every default filled in, JSON-ready:
+    the recipe fields of ``RunConfig`` (bookkeeping left out, ``cosine_steps`` None → ``steps``),
+    ``model`` as the full ``ModelConfig.to_dict()``, ``image_encoder`` with its defaults."""
+    from csnet.models import ModelConfig
+
+    data = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in BOOKKEEPING_FIELDS}
+    data = _omitted_at_default(RunConfig, _floats_as_float(data, _defaults(RunConfig)))
+    model = _floats_as_float(model_config(cfg).to_dict(), _defaults(ModelConfig))
+    data["model"] = _omitted_at_default(ModelConfig, model)
+    data["image_encoder"] = image_encoder_kwargs(cfg)
+    if data.get("cosine_steps") is None:
+        data["cosine_steps"] = cfg.steps
+    return _plain(data)
+
+
 def hashed_fields(cfg: RunConfig) -> dict[str, Any]:
-    """The fields that define the trained weights, JSON-ready, plus the training-code version."""
-    data = {k: v for k, v in cfg.to_dict().items() if k not in BOOKKEEPING_FIELDS}
+    """What the hash is taken over: ``resolved_config(cfg)`` plus the training-code version and the
+    hash-scheme version."""
+    data = resolved_config(cfg)
     data["training_version"] = TRAINING_VERSION
+    data["hash_scheme"] = HASH_SCHEME
     return data
 
 
