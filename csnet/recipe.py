@@ -34,6 +34,7 @@ import multiprocessing
 import os
 import statistics
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -309,20 +310,32 @@ def _apply(choice: Choice, stage: str, value: Any) -> None:
 
 
 def _milestone_run(cfg, run_dir: Path, step: int):
-    """A ``csnet.store.Run`` with the weights kept at ``step``, and its CPU seconds of training."""
-    import torch
+    """A ``csnet.store.Run`` with the weights kept at ``step``, and its CPU seconds of training; None
+    when the run has no weights for ``step`` (a run the store held before, trained without milestones:
+    its final weights stand for the last step when its metrics record the CPU seconds)."""
+    import json
 
     from csnet.store import Run
-    from csnet.train import build_networks, load_verified, milestone_path
+    from csnet.train import FINAL_WEIGHTS, METRICS_FILE, build_networks, load_verified, milestone_path
 
-    state = load_verified(milestone_path(run_dir, step))
+    path = milestone_path(run_dir, step)
+    if path.exists():
+        state = load_verified(path)
+        cpu_seconds = float(state["cpu_elapsed"])
+    else:
+        metrics = run_dir / METRICS_FILE
+        recorded = json.loads(metrics.read_text()).get("train_cpu_seconds") if metrics.exists() else None
+        if step != cfg.steps or recorded is None:
+            warnings.warn(f"run {run_dir.name} has no weights kept at step {step} (trained before "
+                          "milestones were kept?); that milestone is left out", stacklevel=2)
+            return None
+        state, cpu_seconds = load_verified(run_dir / FINAL_WEIGHTS), float(recorded)
     model, image_encoder = build_networks(cfg)
     model.load_state_dict(state["model"])
     image_encoder.load_state_dict(state["image_encoder"])
     run = Run(dir=run_dir, config=cfg, model=model.eval(), image_encoder=image_encoder.eval(),
-              labels=list(state["labels"]), anchors=state["anchors"].float().to(torch.device("cpu")),
-              text_encoder_info={})
-    return run, float(state["cpu_elapsed"])
+              labels=list(state["labels"]), anchors=state["anchors"].float(), text_encoder_info={})
+    return run, cpu_seconds
 
 
 def run_trial(trial: Trial, settings: Settings, load: Mapping[str, Any] | None = None,
@@ -340,7 +353,10 @@ def run_trial(trial: Trial, settings: Settings, load: Mapping[str, Any] | None =
     for step in milestones:
         if step in set(done_steps):
             continue
-        run, cpu_seconds = _milestone_run(cfg, run_dir, step)
+        loaded = _milestone_run(cfg, run_dir, step)
+        if loaded is None:
+            continue
+        run, cpu_seconds = loaded
         table = evaluate(run, list(cfg.tasks), prompt_source="text", split=settings.split,
                          max_images=settings.max_images or settings.profile_object().test_max_images,
                          max_side=settings.max_side or settings.profile_object().test_max_side)
