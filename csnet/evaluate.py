@@ -177,7 +177,8 @@ def image_prompts(encoder: nn.Module, images: Any, tile: int | None = None,
     picks the tile from the run.
     """
     device = device or next(encoder.parameters()).device
-    if isinstance(images, torch.Tensor) and images.ndim == 4 and tile is None:
+    whole_batch = isinstance(images, torch.Tensor) and images.ndim == 4
+    if whole_batch and (tile is None or max(images.shape[-2:]) <= tile):  # one pass: nothing to tile
         return encoder(images.to(device=device, dtype=torch.float32)).float()
     single = (isinstance(images, np.ndarray) and images.ndim == 3) or (
         isinstance(images, torch.Tensor) and images.ndim == 3)

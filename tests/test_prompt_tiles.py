@@ -78,6 +78,14 @@ def test_tiling_is_what_the_encoder_sees():
     torch.testing.assert_close(image_prompts(encoder, batch, tile=32), tiled.repeat(3, 1))
 
 
+def test_a_batch_of_patches_no_larger_than_the_tile_is_encoded_in_one_pass():
+    calls = []
+    encoder = ConstantEncoder()
+    encoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    patches = torch.rand(5, 3, 16, 12, generator=torch.Generator().manual_seed(0))
+    assert image_prompts(encoder, patches, tile=16).shape == (5, 512) and calls == [5]
+
+
 def test_more_tiles_than_one_pass_average_alike(monkeypatch):
     image = torch.rand(1, 3, 80, 80, generator=torch.Generator().manual_seed(1))
     encoder = nn.Sequential(nn.Conv2d(3, 512, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
