@@ -198,9 +198,14 @@ class Run:
         return torch.as_tensor(encoded, dtype=torch.float32, device=self.device)[0]
 
     def prompts(self, tasks: str | Sequence[str], source: str = "text", images: Any = None,
-                tile: int | None = None) -> torch.Tensor:
+                tile: int | str = "train") -> torch.Tensor:
         """(B, 512) prompts P_e: ``text`` = the anchors of the tasks' labels (P_t), ``image`` = the image
-        encoder's output for ``images`` (P_v; a (B,3,H,W) tensor or a list of H×W×3 arrays)."""
+        encoder's prompt of ``images`` (P_v; a (B,3,H,W) tensor or a list of H×W×3 arrays).
+
+        P_v is the L2-normalised mean of the encoder's output over tiles of ``tile``: by default
+        ``"train"``, the run's training patch size (the scale the encoder learnt); ``"whole"`` encodes
+        each image in one pass (the paper's test-time prompt); an int sets the side. Every test-time
+        P_v (``evaluate``, ``csnet restore``, the notebooks) comes from here."""
         from csnet.degrade import label_of
 
         tasks = [tasks] if isinstance(tasks, str) else list(tasks)
@@ -209,13 +214,15 @@ class Run:
         if source == "image":
             if images is None:
                 raise ValueError("prompts(source='image') needs images")
-            from csnet.evaluate import image_prompts
+            from csnet.evaluate import image_prompts, prompt_tile_side
 
-            return image_prompts(self.image_encoder, images, tile=tile, device=self.device)
+            side = prompt_tile_side(tile, self.config.patch_size)
+            return image_prompts(self.image_encoder, images, tile=side, device=self.device)
         raise ValueError(f"prompt source must be 'text' or 'image', got {source!r}")
 
-    def recognise(self, images: Any, tile: int | None = None) -> tuple[list[str], torch.Tensor]:
-        """The degradation label the image encoder recognises in each image, and its confidence."""
+    def recognise(self, images: Any, tile: int | str = "train") -> tuple[list[str], torch.Tensor]:
+        """The degradation label whose anchor is nearest each image's P_v (``prompts(source="image")``,
+        tiled as there), and its confidence."""
         from csnet.prompts import recognise
 
         visual = self.prompts([], source="image", images=images, tile=tile)

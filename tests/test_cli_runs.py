@@ -117,14 +117,15 @@ def test_eval_test_root_scores_every_standard_set_per_image(isolated_store, tmp_
     assert (table["height"] == 80).all() and (table["width"] == 96).all()
     assert table["psnr"].between(5, 60).all() and table["ssim"].between(-1, 1).all()
 
-    # the field's protocol, recomputed by hand for the rainy image: image prompt, whole image, RGB
+    # the field's protocol, recomputed by hand for the rainy image: image prompt at the training scale
+    # (the one P_v path, Run.prompts), whole image restored, RGB
     run = store.get_or_train(study_config("smoke", "hard_select", 0), progress=False)
     from csnet.evaluate import image_prompts, restore_image
 
     rainy = read_image(root / "test/derain/Rain100L/input/rain-1.png")[5:85, 2:98]
     clean = read_image(root / "test/derain/Rain100L/target/norain-1.png")[5:85, 2:98]
     with torch.inference_mode():
-        restored = restore_image(run.model, rainy, image_prompts(run.image_encoder, [rainy]))
+        restored = restore_image(run.model, rainy, run.prompts([], source="image", images=[rainy]))
     row = table[table["task"] == "derain"].iloc[0]
     assert row["psnr"] == pytest.approx(score(restored, clean)["psnr"], abs=1e-4)
 

@@ -217,7 +217,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     import torch
 
-    from csnet.evaluate import image_prompts, restore_image
+    from csnet.evaluate import restore_image
     from csnet.io import read_image, write_image
     from csnet.prompts import recognise
     from csnet.store import Run, RunLockedError, get_or_train
@@ -240,7 +240,7 @@ def _restore(args: argparse.Namespace) -> int:
         tile = DEFAULT_TILE if height * width > DEFAULT_TILE_ABOVE_MP * 1e6 else None
     else:
         tile = args.tile or None
-    visual = image_prompts(run.image_encoder, [image], tile=tile)
+    visual = run.prompts([], source="image", images=[image])  # P_v over training-size tiles
     pred, confidence = recognise(visual, run.anchors)
     recognised = run.labels[int(pred[0])]
     if args.prompt_label:
