@@ -36,19 +36,16 @@ def reference_scores(tasks: Sequence[str], split: str = "val", max_images: int |
                      ) -> pd.DataFrame:
     """Mean PSNR of each target's classical restorer on ``split``'s photos of its task (the images the
     recipe sweep evaluates on): ``task``, ``method``, ``psnr``, ``margin_db``, ``target_psnr``, ``images``."""
-    from analysis.classical import REFERENCES
-    from csnet.data import test_set
-    from csnet.metrics import score
+    from analysis.classical import evaluate_references
 
     rows = []
     for task, method, margin in targets:
         if task not in tasks:
             continue
-        reference = REFERENCES[method]
-        images = test_set(task, split=split, max_images=max_images, max_side=max_side)
-        psnrs = [float(score(reference.restore(item.degraded, task), item.clean)["psnr"]) for item in images]
-        rows.append({"task": task, "method": method, "psnr": float(np.mean(psnrs)), "margin_db": margin,
-                     "target_psnr": float(np.mean(psnrs)) + margin, "images": len(psnrs)})
+        scores = evaluate_references([task], [method], max_images=max_images, max_side=max_side, split=split)
+        psnr = float(scores["psnr"].mean())
+        rows.append({"task": task, "method": method, "psnr": psnr, "margin_db": margin,
+                     "target_psnr": psnr + margin, "images": len(scores)})
     return pd.DataFrame(rows, columns=["task", "method", "psnr", "margin_db", "target_psnr", "images"])
 
 

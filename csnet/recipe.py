@@ -385,7 +385,7 @@ def read_table(path: str | os.PathLike):
     path = Path(path)
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
-    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    table = pd.read_csv(path, dtype={"selection_start": str}, keep_default_na=False, na_values=[""])
     table["selection_start"] = table["selection_start"].fillna("")
     return table
 
