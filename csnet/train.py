@@ -15,7 +15,14 @@ The procedure (PromptIR / CSNet conventions, details the paper leaves open marke
 Determinism and resume. The batch of step ``s`` is a pure function of ``(seed, s)`` (a per-epoch
 permutation of ``TrainPatches`` indices, item ``i`` itself deterministic given ``(seed, i)``), and the
 global torch RNG (dropout) is re-seeded from ``(seed, s, rank)`` at every step inside a forked RNG
-context, so the caller's RNG is untouched. A checkpoint holds model, image encoder, optimiser,
+context, so the caller's RNG is untouched.
+
+Paired seeds. At one seed every mechanism starts from the same backbone (``csnet.models.build_model``)
+and the same image encoder, and sees the same batches (patches, tasks, degradation noise) in the same
+order: the data depend on ``(seed, step)`` only. Random draws that only some mechanisms make come from
+their own generators: ``hard_select``'s Gumbel noise (``CSNet.seed_noise``, re-seeded every step),
+``random_select``'s fixed subset (seeded at construction) and ``mask_noise``'s forced channels (a
+generator per step), so they never shift what the other mechanisms draw. A checkpoint holds model, image encoder, optimiser,
 scheduler, scaler, step and RNG states; it is written atomically with a sha256 sidecar, and one whose
 sidecar is missing or wrong is reported and not trusted. A run killed at any point therefore resumes
 from its last valid checkpoint and ends with weights bit-identical to an uninterrupted run (CPU).
@@ -391,6 +398,7 @@ class Trainer:
         clean = batch["clean"].to(self.device, non_blocking=True).contiguous(memory_format=memory)
         targets = self.task_to_label[torch.as_tensor(batch["task_index"], dtype=torch.long)].to(self.device)
         prompt = self.anchors[targets]  # (B, 512): P_e = P_t during training
+        self.model.seed_noise(_mix(self.cfg.seed, step, self.dist.rank, 0x6E015E))  # own stream per step
         forced = self._forced_channels(step, prompt)
         force = self.model.force_channels(forced) if forced is not None else contextlib.nullcontext()
         autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None

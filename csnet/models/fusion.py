@@ -22,24 +22,16 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from csnet.models.config import ESTIMATORS, FUSION_NAMES, ModelConfig
 from csnet.models.restormer import SITE_LEVEL, ChannelLayerNorm
 
-if TYPE_CHECKING:
-    from csnet.models.network import ModelConfig
-
-ESTIMATORS = ("straight_through", "gumbel")
 ForcedChannels = Union[torch.Tensor, str]  # indices (K,) or (B, K) into the κĈ channels, "all", "all_scaled"
-
-
-def site_channels(cfg: "ModelConfig", site: str) -> int:
-    """Ĉ, the channel count of the features at a site: C, 2C, 4C, 8C."""
-    return cfg.dim * 2 ** SITE_LEVEL[site]
 
 
 def expanded_channels(channels: int, kappa: float) -> int:
@@ -64,7 +56,7 @@ class NoFusion(nn.Module):
         return features
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "NoFusion":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "NoFusion":
         return cls()
 
 
@@ -99,7 +91,7 @@ class ImplicitPrompt(nn.Module):
         return self.reduce(torch.cat([features, mixed], dim=1))  # (B, Ĉ, H, W)
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "ImplicitPrompt":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "ImplicitPrompt":
         return cls(channels, cfg.implicit_prompt_len, cfg.implicit_prompt_size, cfg.bias)
 
 
@@ -118,7 +110,7 @@ class ChannelAttention(nn.Module):
         return features * weights[:, :, None, None]
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "ChannelAttention":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "ChannelAttention":
         return cls(channels, cfg.prompt_dim)
 
 
@@ -154,7 +146,7 @@ class CrossAttention(nn.Module):
         return features + self.project_out(attended)
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "CrossAttention":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "CrossAttention":
         return cls(channels, cfg.prompt_dim, cfg.heads[SITE_LEVEL[site]], cfg.cross_attention_tokens, cfg.bias)
 
 
@@ -284,20 +276,34 @@ class HardSelect(ChannelSelectionBlock):
     - ``straight_through``: the forward pass uses the hard keep-mask; the backward pass uses the
       gradient of sigmoid(scores / τ), so every channel's score, kept or not, learns.
     - ``gumbel``: in training mode, Gumbel noise is added to the scores before the Top-K (stochastic
-      exploration of channel subsets; drawn from torch's global generator, like dropout, so seed it),
-      with the same straight-through backward on the perturbed scores; in eval mode it equals
-      ``straight_through``.
+      exploration of channel subsets), with the same straight-through backward on the perturbed
+      scores; in eval mode it equals ``straight_through``. The noise comes from the block's own
+      generator (``seed_noise``; the n-th draw after seeding from ``(noise_seed, n)``), never from
+      torch's global one, so drawing it cannot shift the dropout or data stream other mechanisms see.
     """
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
                  gamma: float = 4.0, bias: bool = False, estimator: str = "straight_through",
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, noise_seed: int = 0):
         super().__init__(channels, prompt_dim, kappa, omega, gamma, bias)
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator {estimator!r} is not one of {ESTIMATORS}")
         self.estimator = estimator
         self.temperature = temperature
         self.channel_selection_layer = nn.Linear(prompt_dim, self.expanded)  # CSL
+        self.seed_noise(noise_seed)
+
+    def seed_noise(self, seed: int) -> None:
+        """Restart the Gumbel noise stream from ``seed`` (plain Python state: copies and pickles keep it)."""
+        self.noise_seed, self._noise_draws = int(seed), 0
+
+    def _gumbel(self, scores: torch.Tensor) -> torch.Tensor:
+        """Standard Gumbel(0, 1) noise shaped like ``scores``, from the block's own generator."""
+        generator = torch.Generator(device=scores.device)
+        generator.manual_seed((self.noise_seed + 0x9E3779B97F4A7C15 * (self._noise_draws + 1)) % (1 << 63))
+        self._noise_draws += 1
+        uniform = torch.rand(scores.shape, generator=generator, device=scores.device, dtype=torch.float32)
+        return -torch.log(-torch.log(uniform.clamp(1e-9, 1.0 - 1e-9))).to(scores.dtype)
 
     def selection_scores(self, prompt: torch.Tensor) -> torch.Tensor:
         """(B, κĈ) CSL scores P_ce of the expanded channels."""
@@ -306,8 +312,7 @@ class HardSelect(ChannelSelectionBlock):
     def channel_weights(self, prompt: torch.Tensor) -> torch.Tensor:
         scores = self.selection_scores(prompt)  # (B, κĈ)
         if self.estimator == "gumbel" and self.training:
-            uniform = torch.rand_like(scores).clamp(1e-9, 1.0 - 1e-9)
-            scores = scores - torch.log(-torch.log(uniform))
+            scores = scores + self._gumbel(scores)
         top = scores.topk(self.keep, dim=1).indices  # (B, K)
         hard = torch.zeros_like(scores).scatter(1, top, 1.0)  # (B, κĈ) keep-mask
         return _straight_through(hard, torch.sigmoid(scores / self.temperature))
@@ -316,9 +321,9 @@ class HardSelect(ChannelSelectionBlock):
         return self.selection_scores(prompt).topk(self.keep, dim=1).indices.sort(dim=1).values
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "HardSelect":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "HardSelect":
         return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias, cfg.estimator,
-                   cfg.select_temperature)
+                   cfg.select_temperature, noise_seed=cfg.seed * len(SITE_LEVEL) + SITE_LEVEL[site])
 
 
 class SoftGate(ChannelSelectionBlock):
@@ -342,7 +347,7 @@ class SoftGate(ChannelSelectionBlock):
         return self.channel_selection_layer(prompt).topk(self.keep, dim=1).indices.sort(dim=1).values
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "SoftGate":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "SoftGate":
         return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias)
 
 
@@ -368,7 +373,7 @@ class RandomSelect(ChannelSelectionBlock):
         return self.kept_indices.expand(prompt.shape[0], self.keep)
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "RandomSelect":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "RandomSelect":
         # one subset per site, all from the configured seed
         return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias,
                    seed=cfg.random_select_seed * len(SITE_LEVEL) + SITE_LEVEL[site])
@@ -400,3 +405,5 @@ FUSIONS: dict[str, type[nn.Module]] = {
     "random_select": RandomSelect,
 }
 SELECTING = tuple(name for name, cls in FUSIONS.items() if issubclass(cls, ChannelSelectionBlock))
+if tuple(FUSIONS) != FUSION_NAMES:  # one list of names for the config and the classes
+    raise ImportError(f"FUSIONS {tuple(FUSIONS)} and csnet.models.config.FUSION_NAMES {FUSION_NAMES} differ")
