@@ -206,3 +206,46 @@ def test_reading_and_forcing_need_a_selecting_mechanism():
             pass
     partial = tiny("hard_select", fusion_sites=("bottleneck_fusion",))
     assert set(partial.selected_channels(prompt)) == {"bottleneck_fusion"}
+
+
+# --- how the selection block starts (ModelConfig.selection_start) ------------------------------------
+
+
+@pytest.mark.parametrize("name", SELECTING)
+def test_identity_start_is_the_identity_at_initialisation_and_learns(name):
+    cfg = ModelConfig.tiny(fusion=name, selection_start="identity", bias=True)
+    fusion = FUSIONS[name].from_config(16, cfg, "skip_fusion_level2").train()
+    features = torch.randn(2, 16, 9, 11, requires_grad=True)
+    _, prompt = inputs()
+    out = fusion(features, prompt)
+    assert torch.equal(out, features)
+    out.square().sum().backward()
+    assert fusion.channel_contraction.weight.grad.abs().sum() > 0  # the residual branch starts learning
+
+
+@pytest.mark.parametrize("name", SELECTING)
+def test_identity_start_whole_network_equals_none_at_initialisation(name):
+    """With paired seeds the backbone is the same, so identity-start selection blocks make the whole
+    network compute exactly what `none` computes at step 0."""
+    image, prompt = inputs()
+    with torch.no_grad():
+        plain = tiny("none")(image, prompt)
+        assert torch.equal(tiny(name, selection_start="identity")(image, prompt), plain)
+        assert not torch.allclose(tiny(name)(image, prompt), plain, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", SELECTING)
+def test_projection_start_is_not_the_identity(name):
+    cfg = ModelConfig.tiny(fusion=name)
+    assert cfg.selection_start == "projection"  # the default until the sweep chooses
+    fusion = FUSIONS[name].from_config(16, cfg, "skip_fusion_level2").eval()
+    features = torch.randn(4, 16, 9, 11)
+    _, prompt = inputs(batch=4)
+    with torch.no_grad():
+        out = fusion(features, prompt)
+    assert (out - features).norm() > 0.5 * features.norm()
+
+
+def test_selection_start_is_checked_by_name():
+    with pytest.raises(ValueError, match="selection_start 'zero' is not one of \\('projection', 'identity'\\)"):
+        ModelConfig.tiny(selection_start="zero")

@@ -17,6 +17,8 @@ FUSION_NAMES = ("none", "implicit_prompt", "channel_attention", "soft_gate", "cr
 """The mechanisms the study compares, in its order (``csnet.models.fusion.FUSIONS`` has one class each)."""
 ESTIMATORS = ("straight_through", "gumbel")
 """How gradients pass ``hard_select``'s Top-K (see ``csnet.models.fusion.HardSelect``)."""
+SELECTION_STARTS = ("projection", "identity")
+"""How the channel selection block starts (``ModelConfig.selection_start``)."""
 
 
 def site_channels(cfg: "ModelConfig", site: str) -> int:
@@ -54,6 +56,15 @@ class ModelConfig:
     implicit_prompt_size: int = 16  # implicit_prompt: components' side in pixels (ours)
     cross_attention_tokens: int = 4  # cross_attention: tokens made from the prompt (ours)
     random_select_seed: int = 0  # random_select: seed of the fixed random channel subsets
+    # selection_start: how the channel selection block (hard_select, soft_gate, random_select) starts.
+    # "projection": the block as the paper's figure draws it, F̃_n = PIFM(CC(mask · CE(F))); at
+    # initialisation its output is a random projection of its input (measured ≈ 0.35× the input's std,
+    # cosine ≈ 0), where the other mechanisms' skip paths start as the identity. "identity": the same
+    # block on a residual path with a zero-initialised output, F + PIFM(CC(mask · CE(F))) with CC's
+    # weights (and bias) zero, so it is the identity on its input at initialisation (ours; the paper
+    # does not say how the block is initialised). The default stays "projection" until a measured
+    # sweep on validation chooses (issue 12, item 5).
+    selection_start: str = "projection"
     # --- initialisation ---
     seed: int = 0  # weights are initialised from this seed (the global generator is left untouched)
 
@@ -72,6 +83,8 @@ class ModelConfig:
                 raise ValueError(f"level {level + 1} has {self.dim * 2**level} channels, not divisible by {heads} heads")
         if self.layer_norm not in LAYER_NORMS:
             raise ValueError(f"layer_norm {self.layer_norm!r} is not one of {LAYER_NORMS}")
+        if self.selection_start not in SELECTION_STARTS:
+            raise ValueError(f"selection_start {self.selection_start!r} is not one of {SELECTION_STARTS}")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator {self.estimator!r} is not one of {ESTIMATORS}")
         if self.kappa <= 0 or not 0 < self.omega <= 1 or self.gamma <= 0:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from csnet.models.config import ESTIMATORS, FUSION_NAMES, ModelConfig
+from csnet.models.config import ESTIMATORS, FUSION_NAMES, SELECTION_STARTS, ModelConfig
 from csnet.models.restormer import SITE_LEVEL, ChannelLayerNorm
 
 ForcedChannels = Union[torch.Tensor, str]  # indices (K,) or (B, K) into the κĈ channels, "all", "all_scaled"
@@ -189,6 +189,12 @@ class ChannelSelectionBlock(nn.Module, abc.ABC):
     mask form keeps channel identities, which reading and forcing channels (Table I) need. The paper
     leaves κ, ω and γ open (``ModelConfig`` defaults are ours).
 
+    ``start`` (``ModelConfig.selection_start``): ``"projection"`` is the block as the figure draws it,
+    F̃_n = PIFM(CC(F_s)), which at initialisation is a random projection of its input; ``"identity"``
+    puts the same block on a residual path, F + PIFM(CC(F_s)), with CC's weights (and bias) zero, so the
+    block is the identity on its input at initialisation, like ``none``'s skip paths (ours: the paper
+    does not say how the block starts).
+
     ``selection_probe`` (an ``nn.Identity``) sees the weighted expanded channels F_s (B, κĈ, H, W).
     ``forced_mask`` is a non-persistent buffer, None unless ``CSNet.force_channels`` sets it.
     """
@@ -196,14 +202,21 @@ class ChannelSelectionBlock(nn.Module, abc.ABC):
     uses_prompt = True
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
-                 gamma: float = 4.0, bias: bool = False):
+                 gamma: float = 4.0, bias: bool = False, start: str = "projection"):
         super().__init__()
+        if start not in SELECTION_STARTS:
+            raise ValueError(f"selection start {start!r} is not one of {SELECTION_STARTS}")
         self.channels = channels
+        self.start = start
         self.expanded = expanded_channels(channels, kappa)  # κĈ
         self.keep = kept_channels(channels, kappa, omega)  # K
         self.channel_expansion = nn.Conv2d(channels, self.expanded, kernel_size=1, bias=bias)  # FASM's CE
         self.selection_probe = nn.Identity()
         self.channel_contraction = nn.Conv2d(self.expanded, channels, kernel_size=1, bias=bias)  # FEM's CC
+        if start == "identity":
+            nn.init.zeros_(self.channel_contraction.weight)
+            if self.channel_contraction.bias is not None:
+                nn.init.zeros_(self.channel_contraction.bias)
         self.pifm = PromptImageFusion(channels, prompt_dim, gamma)
         self.register_buffer("forced_mask", None, persistent=False)
 
@@ -224,7 +237,8 @@ class ChannelSelectionBlock(nn.Module, abc.ABC):
         weights = self.channel_weights(prompt) if self.forced_mask is None else self._forced_weights(prompt)
         selected = self.selection_probe(expanded * weights[:, :, None, None])  # F_s (B, κĈ, H, W)
         contracted = self.channel_contraction(selected)  # F̃_s (B, Ĉ, H, W)
-        return self.pifm(contracted, prompt)  # F̃_n (B, Ĉ, H, W)
+        fused = self.pifm(contracted, prompt)  # F̃_n (B, Ĉ, H, W)
+        return features + fused if self.start == "identity" else fused
 
     def _forced_weights(self, prompt: torch.Tensor) -> torch.Tensor:
         mask = self.forced_mask
@@ -284,8 +298,8 @@ class HardSelect(ChannelSelectionBlock):
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
                  gamma: float = 4.0, bias: bool = False, estimator: str = "straight_through",
-                 temperature: float = 1.0, noise_seed: int = 0):
-        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias)
+                 temperature: float = 1.0, noise_seed: int = 0, start: str = "projection"):
+        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias, start)
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator {estimator!r} is not one of {ESTIMATORS}")
         self.estimator = estimator
@@ -323,7 +337,8 @@ class HardSelect(ChannelSelectionBlock):
     @classmethod
     def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "HardSelect":
         return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias, cfg.estimator,
-                   cfg.select_temperature, noise_seed=cfg.seed * len(SITE_LEVEL) + SITE_LEVEL[site])
+                   cfg.select_temperature, noise_seed=cfg.seed * len(SITE_LEVEL) + SITE_LEVEL[site],
+                   start=cfg.selection_start)
 
 
 class SoftGate(ChannelSelectionBlock):
@@ -333,8 +348,8 @@ class SoftGate(ChannelSelectionBlock):
     on the forced channels and zeroes the others."""
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
-                 gamma: float = 4.0, bias: bool = False):
-        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias)
+                 gamma: float = 4.0, bias: bool = False, start: str = "projection"):
+        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias, start)
         self.channel_selection_layer = nn.Linear(prompt_dim, self.expanded)
 
     def channel_weights(self, prompt: torch.Tensor) -> torch.Tensor:
@@ -348,7 +363,7 @@ class SoftGate(ChannelSelectionBlock):
 
     @classmethod
     def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "SoftGate":
-        return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias)
+        return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias, cfg.selection_start)
 
 
 class RandomSelect(ChannelSelectionBlock):
@@ -357,8 +372,8 @@ class RandomSelect(ChannelSelectionBlock):
     through the PIFM's DGL, exactly as in ``hard_select``, so only the choice of channels differs."""
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
-                 gamma: float = 4.0, bias: bool = False, seed: int = 0):
-        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias)
+                 gamma: float = 4.0, bias: bool = False, seed: int = 0, start: str = "projection"):
+        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias, start)
         generator = torch.Generator().manual_seed(seed)
         chosen = torch.randperm(self.expanded, generator=generator, device="cpu")[: self.keep]
         device = self.channel_contraction.weight.device  # not CPU under a default-device context
@@ -376,7 +391,7 @@ class RandomSelect(ChannelSelectionBlock):
     def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "RandomSelect":
         # one subset per site, all from the configured seed
         return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias,
-                   seed=cfg.random_select_seed * len(SITE_LEVEL) + SITE_LEVEL[site])
+                   seed=cfg.random_select_seed * len(SITE_LEVEL) + SITE_LEVEL[site], start=cfg.selection_start)
 
 
 # --- the site ----------------------------------------------------------------------------------------
