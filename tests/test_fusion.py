@@ -249,3 +249,44 @@ def test_projection_start_is_not_the_identity(name):
 def test_selection_start_is_checked_by_name():
     with pytest.raises(ValueError, match="selection_start 'zero' is not one of \\('projection', 'identity'\\)"):
         ModelConfig.tiny(selection_start="zero")
+
+
+# --- the Gumbel estimator's noise scale (ModelConfig.gumbel_scale) ---------------------------------------
+
+
+def _kept_with_noise(fusion: HardSelect, prompt: torch.Tensor, draws: int = 20) -> float:
+    """Mean fraction of the noiseless Top-K that the noisy Top-K keeps, over ``draws`` noise draws."""
+    with torch.no_grad():
+        clean = fusion.eval().channel_weights(prompt)
+        fusion.train().seed_noise(0)
+        kept = [(fusion.channel_weights(prompt) * clean).sum(dim=1) / fusion.keep for _ in range(draws)]
+    return float(torch.stack(kept).mean())
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_default_gumbel_noise_keeps_most_of_the_top_k_at_initialisation(site, monkeypatch):
+    cfg = ModelConfig.small(fusion="hard_select", estimator="gumbel")
+    fusion = build_model(cfg).fusion_sites[site].fusion
+    _, prompt = inputs(batch=16)
+    assert _kept_with_noise(fusion, prompt) >= 0.70
+    # the old noise, unit-scale Gumbel whatever the scores' spread, leaves the masks close to random
+    monkeypatch.setattr(HardSelect, "noise_scale", lambda self, scores: torch.ones(scores.shape[0], 1))
+    assert _kept_with_noise(fusion, prompt) < 0.60
+
+
+def test_gumbel_noise_scales_with_the_scores():
+    """Scaling the CSL's weights (and so the scores) changes nothing about which channels the noise picks."""
+    fusion = HardSelect(16, estimator="gumbel")
+    _, prompt = inputs(batch=4)
+    fusion.train().seed_noise(3)
+    before = fusion.channel_weights(prompt)
+    with torch.no_grad():
+        fusion.channel_selection_layer.weight.mul_(32.0)
+        fusion.channel_selection_layer.bias.mul_(32.0)
+    fusion.seed_noise(3)
+    assert torch.equal(fusion.channel_weights(prompt), before)
+
+
+def test_gumbel_scale_must_be_positive():
+    with pytest.raises(ValueError, match="gumbel_scale must be > 0"):
+        ModelConfig.tiny(gumbel_scale=0.0)

@@ -52,6 +52,13 @@ class ModelConfig:
     gamma: float = 4.0  # γ: PIFM reduces 3Ĉ → 3Ĉ/γ (ours; paper: unknown)
     estimator: str = "straight_through"  # gradient through hard Top-K: "straight_through" | "gumbel" (ours)
     select_temperature: float = 1.0  # τ of the sigmoid(scores/τ) whose gradient the backward uses (ours)
+    # gumbel_scale: the temperature of the Gumbel estimator's noise, relative to the scores (ours):
+    # noise = gumbel_scale · (per-example std of the κĈ selection scores, no gradient) · Gumbel(0, 1).
+    # Unit-scale noise (std ≈ 1.28) drowns scores whose spread at initialisation is ≈ 0.035, making
+    # the training masks close to random; on the scores' own scale the exploration is the same at any
+    # weight scale. At 0.5 the noisy Top-K keeps ≈ 83% of the noiseless Top-K at initialisation
+    # (tests/test_fusion.py checks ≥ 70%); the paper has no Gumbel estimator.
+    gumbel_scale: float = 0.5
     implicit_prompt_len: int = 5  # implicit_prompt: prompt components (PromptIR: 5)
     implicit_prompt_size: int = 16  # implicit_prompt: components' side in pixels (ours)
     cross_attention_tokens: int = 4  # cross_attention: tokens made from the prompt (ours)
@@ -87,6 +94,9 @@ class ModelConfig:
             raise ValueError(f"selection_start {self.selection_start!r} is not one of {SELECTION_STARTS}")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator {self.estimator!r} is not one of {ESTIMATORS}")
+        if not self.gumbel_scale > 0:
+            raise ValueError(f"gumbel_scale must be > 0 (got {self.gumbel_scale}); for no noise use "
+                             "estimator='straight_through'")
         if self.kappa <= 0 or not 0 < self.omega <= 1 or self.gamma <= 0:
             raise ValueError(f"need κ > 0, 0 < ω ≤ 1, γ > 0; got κ={self.kappa}, ω={self.omega}, γ={self.gamma}")
 

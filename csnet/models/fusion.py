@@ -291,25 +291,36 @@ class HardSelect(ChannelSelectionBlock):
       gradient of sigmoid(scores / τ), so every channel's score, kept or not, learns.
     - ``gumbel``: in training mode, Gumbel noise is added to the scores before the Top-K (stochastic
       exploration of channel subsets), with the same straight-through backward on the perturbed
-      scores; in eval mode it equals ``straight_through``. The noise comes from the block's own
+      scores; in eval mode it equals ``straight_through``. The noise is on the scores' own scale:
+      ``gumbel_scale`` × the per-example standard deviation of the scores (no gradient) × Gumbel(0, 1)
+      (``noise_scale``), so how much of the Top-K it changes does not depend on the size of the CSL's
+      weights (unit-scale noise made the masks at initialisation almost random). The noise comes from the block's own
       generator (``seed_noise``; the n-th draw after seeding from ``(noise_seed, n)``), never from
       torch's global one, so drawing it cannot shift the dropout or data stream other mechanisms see.
     """
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
                  gamma: float = 4.0, bias: bool = False, estimator: str = "straight_through",
-                 temperature: float = 1.0, noise_seed: int = 0, start: str = "projection"):
+                 temperature: float = 1.0, noise_seed: int = 0, start: str = "projection",
+                 gumbel_scale: float = 0.5):
         super().__init__(channels, prompt_dim, kappa, omega, gamma, bias, start)
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator {estimator!r} is not one of {ESTIMATORS}")
+        if not gumbel_scale > 0:
+            raise ValueError(f"gumbel_scale must be > 0, got {gumbel_scale}")
         self.estimator = estimator
         self.temperature = temperature
+        self.gumbel_scale = gumbel_scale
         self.channel_selection_layer = nn.Linear(prompt_dim, self.expanded)  # CSL
         self.seed_noise(noise_seed)
 
     def seed_noise(self, seed: int) -> None:
         """Restart the Gumbel noise stream from ``seed`` (plain Python state: copies and pickles keep it)."""
         self.noise_seed, self._noise_draws = int(seed), 0
+
+    def noise_scale(self, scores: torch.Tensor) -> torch.Tensor:
+        """(B, 1) scale of each example's Gumbel noise: ``gumbel_scale`` × the std of its scores."""
+        return self.gumbel_scale * scores.detach().std(dim=1, keepdim=True)
 
     def _gumbel(self, scores: torch.Tensor) -> torch.Tensor:
         """Standard Gumbel(0, 1) noise shaped like ``scores``, from the block's own generator."""
@@ -326,7 +337,7 @@ class HardSelect(ChannelSelectionBlock):
     def channel_weights(self, prompt: torch.Tensor) -> torch.Tensor:
         scores = self.selection_scores(prompt)  # (B, κĈ)
         if self.estimator == "gumbel" and self.training:
-            scores = scores + self._gumbel(scores)
+            scores = scores + self.noise_scale(scores) * self._gumbel(scores)
         top = scores.topk(self.keep, dim=1).indices  # (B, K)
         hard = torch.zeros_like(scores).scatter(1, top, 1.0)  # (B, κĈ) keep-mask
         return _straight_through(hard, torch.sigmoid(scores / self.temperature))
@@ -338,7 +349,7 @@ class HardSelect(ChannelSelectionBlock):
     def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "HardSelect":
         return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias, cfg.estimator,
                    cfg.select_temperature, noise_seed=cfg.seed * len(SITE_LEVEL) + SITE_LEVEL[site],
-                   start=cfg.selection_start)
+                   start=cfg.selection_start, gumbel_scale=cfg.gumbel_scale)
 
 
 class SoftGate(ChannelSelectionBlock):
