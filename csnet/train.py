@@ -355,7 +355,9 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=_may_skip_parameters(self.pair, cfg, self.device),
             )
-        self.optimizer = torch.optim.AdamW(self.pair.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # fused: one kernel for all parameters instead of a Python loop of ~10 ops per tensor (CPU and CUDA)
+        self.optimizer = torch.optim.AdamW(self.pair.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                           fused=True)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _LrLambda.of(cfg))
         self.amp_dtype = _amp_dtype(cfg, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -435,7 +437,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         if self.cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.pair.parameters(), self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.pair.parameters(), self.cfg.grad_clip, foreach=True)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()

@@ -233,12 +233,40 @@ class ChannelSelectionBlock(nn.Module, abc.ABC):
         """(B, K) sorted indices of the channels the mechanism keeps for each prompt."""
 
     def forward(self, features: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-        expanded = self.channel_expansion(features)  # F_nc (B, κĈ, H, W)
         weights = self.channel_weights(prompt) if self.forced_mask is None else self._forced_weights(prompt)
-        selected = self.selection_probe(expanded * weights[:, :, None, None])  # F_s (B, κĈ, H, W)
-        contracted = self.channel_contraction(selected)  # F̃_s (B, Ĉ, H, W)
+        if self._fold():
+            contracted = self._folded_contraction(features, weights)  # F̃_s (B, Ĉ, H, W)
+        else:
+            expanded = self.channel_expansion(features)  # F_nc (B, κĈ, H, W)
+            selected = self.selection_probe(expanded * weights[:, :, None, None])  # F_s (B, κĈ, H, W)
+            contracted = self.channel_contraction(selected)  # F̃_s (B, Ĉ, H, W)
         fused = self.pifm(contracted, prompt)  # F̃_n (B, Ĉ, H, W)
         return features + fused if self.start == "identity" else fused
+
+    def _fold(self) -> bool:
+        """Fold expansion, weighting and contraction into one map only while autograd records (training)
+        and no hook watches the expansion, F_s (``selection_probe``) or the contraction: evaluation and
+        the studies (no_grad, hooks, captum) compute every step as written, bit for bit."""
+        watched = (self.channel_expansion, self.selection_probe, self.channel_contraction)
+        hooked = (any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in watched)
+                  or nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
+        return torch.is_grad_enabled() and not hooked
+
+    def _folded_contraction(self, features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """contraction(expansion(x) · w) computed as one per-sample Ĉ×Ĉ map (W_c · diag(w) · W_e) x plus
+        the biases' share: the same function (and gradients) without the (B, κĈ, H, W) tensor F_s, at
+        1/κ of the two 1×1 convolutions' cost."""
+        expansion = self.channel_expansion.weight[:, :, 0, 0]  # (κĈ, Ĉ)
+        contraction = self.channel_contraction.weight[:, :, 0, 0]  # (Ĉ, κĈ)
+        weights = weights.to(expansion.dtype)
+        mixing = torch.einsum("ok,bk,ki->boi", contraction, weights, expansion)  # (B, Ĉ, Ĉ)
+        contracted = torch.einsum("boi,bihw->bohw", mixing.to(features.dtype), features)  # (B, Ĉ, H, W)
+        if self.channel_expansion.bias is not None:
+            shift = torch.einsum("ok,bk,k->bo", contraction, weights, self.channel_expansion.bias)  # (B, Ĉ)
+            contracted = contracted + shift[:, :, None, None].to(features.dtype)
+        if self.channel_contraction.bias is not None:
+            contracted = contracted + self.channel_contraction.bias[None, :, None, None].to(features.dtype)
+        return contracted
 
     def _forced_weights(self, prompt: torch.Tensor) -> torch.Tensor:
         mask = self.forced_mask
