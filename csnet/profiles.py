@@ -43,7 +43,16 @@ from typing import Any, Mapping
 
 # Bumped when the training procedure changes in a way that changes the weights of an otherwise equal
 # config, so that stale runs in a store are not silently reused.
-TRAINING_VERSION = 1
+# 2 (issue 12): paired seeds (backbone drawn before the fusion modules, which have their own
+# generators), Gumbel noise on the scores' scale from its own generator, and the measured speed-ups
+# (fused channel LayerNorm, folded CSB while training, fused AdamW, foreach clipping).
+TRAINING_VERSION = 2
+
+SCHEDULES = ("cosine", "wsd")
+"""Learning-rate schedules after the linear warm-up: ``cosine`` to 0 at the cosine horizon (PromptIR),
+or ``wsd`` (warm-up, stable, decay): constant at ``lr``, then linear to 0 over the last
+``decay_fraction`` of ``steps``; the lr of a step in the stable phase does not depend on ``steps``, so runs
+at different budgets share their stable prefix (``csnet.train.lr_factor``)."""
 
 THREE_TASKS = ("denoise_15", "denoise_25", "denoise_50", "derain", "dehaze")
 
@@ -65,8 +74,10 @@ class Profile:
     batch_size: int  # global batch (split across ranks under torchrun)
     steps: int  # optimiser steps
     lr: float = 2e-4  # AdamW peak learning rate (PromptIR, CSNet)
-    warmup_steps: int = 0  # linear warm-up from 0 to ``lr``, then cosine
+    warmup_steps: int = 0  # linear warm-up from 0 to ``lr``, then ``schedule``
     cosine_steps: int | None = None  # cosine horizon; None = ``steps`` (PromptIR stops at 120 of 150)
+    schedule: str = "cosine"  # after warm-up: "cosine" or "wsd" (SCHEDULES); cosine until the recipe sweep
+    decay_fraction: float = 0.2  # wsd: the lr decays linearly to 0 over this last fraction of ``steps``
     tasks: tuple[str, ...] = THREE_TASKS  # training tasks (csnet.degrade keys)
     data_source: str = "corpus"  # "corpus", "dead_leaves", "mixed" or a PromptIR-layout root folder
     test_source: str = "corpus"  # where test images come from (same choices)
@@ -192,6 +203,8 @@ class RunConfig:
     lr: float
     warmup_steps: int
     cosine_steps: int | None  # cosine horizon; None = steps
+    schedule: str = "cosine"  # lr after warm-up: "cosine" or "wsd" (SCHEDULES)
+    decay_fraction: float = 0.2  # wsd: linear decay to 0 over this last fraction of steps (unused by cosine)
     weight_decay: float = 0.01  # AdamW decay (torch's default, which PromptIR keeps)
     grad_clip: float | None = 1.0  # max global gradient norm; None = no clipping
     contrastive_weight: float = 0.1  # weight of the prompt loss against L1 (unknown in the paper)
@@ -260,6 +273,8 @@ def run_config(profile: str | Profile, fusion: str = "hard_select", seed: int = 
         lr=prof.lr,
         warmup_steps=prof.warmup_steps,
         cosine_steps=prof.cosine_steps,
+        schedule=prof.schedule,
+        decay_fraction=prof.decay_fraction,
         text_encoder=prof.text_encoder,
         image_encoder=image_encoder,
         data_source=prof.data_source,
@@ -310,6 +325,11 @@ def restoration_is_pipeline_check(profile: str | Profile) -> bool:
     return not profile.meaningful or profile.name == "quick"
 
 
+def decay_steps(steps: int, decay_fraction: float) -> int:
+    """How many of ``steps`` the wsd schedule spends decaying: round(decay_fraction · steps), at least 1."""
+    return max(1, int(decay_fraction * steps + 0.5))
+
+
 def validate_config(cfg: RunConfig) -> None:
     """Raise ``ValueError`` naming the field and the allowed values when ``cfg`` cannot be trained."""
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.patch_size < 8:
@@ -321,6 +341,16 @@ def validate_config(cfg: RunConfig) -> None:
         raise ValueError(f"warmup_steps must lie in [0, steps={cfg.steps}] (got {cfg.warmup_steps})")
     if cfg.cosine_steps is not None and cfg.cosine_steps < cfg.steps:
         raise ValueError(f"cosine_steps must be >= steps={cfg.steps} (got {cfg.cosine_steps})")
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"schedule {cfg.schedule!r} is not one of {SCHEDULES}")
+    if not 0.0 < cfg.decay_fraction <= 1.0:
+        raise ValueError(f"decay_fraction must lie in (0, 1] (got {cfg.decay_fraction})")
+    if cfg.schedule == "wsd" and cfg.cosine_steps is not None:
+        raise ValueError(f"cosine_steps ({cfg.cosine_steps}) is the cosine schedule's horizon; with schedule "
+                         "'wsd' set it to None (the decay is the last decay_fraction of steps)")
+    if cfg.schedule == "wsd" and cfg.warmup_steps > cfg.steps - decay_steps(cfg.steps, cfg.decay_fraction):
+        raise ValueError(f"warmup_steps ({cfg.warmup_steps}) runs into the decay, which starts at step "
+                         f"{cfg.steps - decay_steps(cfg.steps, cfg.decay_fraction)} of {cfg.steps}")
     if not 0.0 <= cfg.mask_noise <= 1.0:
         raise ValueError(f"mask_noise is a probability in [0, 1] (got {cfg.mask_noise})")
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):

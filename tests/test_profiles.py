@@ -70,7 +70,8 @@ def test_hash_changes_with_what_changes_the_weights_only():
     base = run_config("smoke")
     h = config_hash(base)
     for change in (dict(seed=1), dict(steps=21), dict(lr=1e-4), dict(mask_noise=0.2),
-                   dict(model={"dim": 16}), dict(text_encoder="onehot"), dict(tasks=("derain", "dehaze"))):
+                   dict(model={"dim": 16}), dict(text_encoder="onehot"), dict(tasks=("derain", "dehaze")),
+                   dict(schedule="wsd")):
         assert config_hash(run_config("smoke", **change)) != h, change
     assert config_hash(run_config("smoke", fusion="soft_gate")) != h
     for bookkeeping in (dict(checkpoint_every=3), dict(log_every=5), dict(num_workers=2)):
@@ -86,7 +87,8 @@ def test_config_round_trips_through_json():
 
 
 @pytest.mark.parametrize("bad", [dict(mask_noise=1.5), dict(warmup_steps=100), dict(precision="fp8"),
-                                 dict(task_weights=(1.0,)), dict(no_such_field=1)])
+                                 dict(task_weights=(1.0,)), dict(no_such_field=1), dict(schedule="step"),
+                                 dict(decay_fraction=0.0), dict(decay_fraction=1.5)])
 def test_bad_overrides_are_named(bad):
     with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
         run_config("smoke", **bad)
@@ -187,3 +189,13 @@ def test_pipeline_check_profiles():
     assert restoration_is_pipeline_check("smoke") and restoration_is_pipeline_check("quick")
     assert not restoration_is_pipeline_check("cpu") and not restoration_is_pipeline_check("paper")
     assert restoration_is_pipeline_check("")
+
+
+def test_schedule_defaults_and_wsd_consistency_are_checked():
+    cfg = run_config("cpu")
+    assert (cfg.schedule, cfg.decay_fraction) == ("cosine", 0.2)
+    assert run_config("cpu", schedule="wsd").schedule == "wsd"
+    with pytest.raises(ValueError, match="cosine_steps .* with schedule 'wsd' set it to None"):
+        run_config("smoke", schedule="wsd", cosine_steps=30)
+    with pytest.raises(ValueError, match="warmup_steps \\(18\\) runs into the decay, which starts at step 16"):
+        run_config("smoke", schedule="wsd", warmup_steps=18)
