@@ -39,12 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from csnet.models.config import SELECTION_STARTS
+from csnet.profiles import SCHEDULES
+
 STAGES = ("lr", "schedule", "patch", "selection_start")
 DEFAULT_LRS = (2e-4, 5e-4, 1e-3, 2e-3, 4e-3)
 LR_FUSIONS = ("none", "hard_select")
 SELECTION_FUSIONS = ("hard_select", "soft_gate", "random_select")
-SELECTION_STARTS = ("projection", "identity")
-SCHEDULES = ("cosine", "wsd")
 MILESTONE_FRACTIONS = (0.25, 0.5, 1.0)
 VALIDATION_SPLIT = "val"
 # What a row of the recipe table holds (one per run × milestone × task).
@@ -164,11 +165,11 @@ def parse_shapes(text: str) -> tuple[tuple[int, int], ...]:
 def _default_selection_start() -> str:
     from csnet.models import ModelConfig
 
-    return getattr(ModelConfig, "selection_start", SELECTION_STARTS[0])
+    return ModelConfig.selection_start
 
 
 def _profile_schedule(prof) -> str:
-    return getattr(prof, "schedule", "cosine")
+    return prof.schedule
 
 
 def run_config_of(trial: Trial, settings: Settings):

@@ -145,21 +145,27 @@ def test_plan_counts_models_shared_between_stages_once():
 def test_tiny_sweep_trains_writes_and_resumes_without_retraining(monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "_load_average", lambda: 0.0)
     args = ["bench", "--recipe", "--profile", "smoke", "--jobs", "2", "--seeds", "0", "--lrs", "1e-3,4e-3",
-            "--recipe-steps", "4", "--milestones", "0.5,1", "--stages", "lr,patch", "--patches", "16x16,32x4",
-            "-o", str(tmp_path)]
+            "--recipe-steps", "4", "--milestones", "0.5,1", "--patches", "16x16,32x4",
+            "--selection-fusions", "hard_select,soft_gate", "-o", str(tmp_path)]
     assert main(args) == 0
     table = pd.read_csv(tmp_path / "recipe_smoke.csv")
     assert list(table.columns) == list(recipe.COLUMNS)
     tasks = 5  # the smoke profile's
-    # lr: 2 lrs × 2 mechanisms; patch: 2 shapes × 2 mechanisms; × 2 milestones × tasks
-    assert len(table) == (4 + 4) * 2 * tasks
+    # lr: 2 lrs, schedule: 2 schedules, patch: 2 shapes (× none, hard_select); selection_start: 2 starts ×
+    # (hard_select, soft_gate); each × 2 milestones × tasks
+    assert len(table) == (4 + 4 + 4 + 4) * 2 * tasks
     assert set(table["step"]) == {2, 4}
+    assert set(table["stage"]) == set(recipe.STAGES)
     assert (table.groupby("run")["cpu_seconds"].max() > table.groupby("run")["cpu_seconds"].min()).all()
-    summary = pd.read_csv(tmp_path / "recipe_smoke_summary.csv")
-    assert summary["chosen"].sum() == 2  # one value per stage
-    chosen_lr = summary[(summary["stage"] == "lr") & summary["chosen"]]["value"].astype(float).iloc[0]
-    patch_rows = table[table["stage"] == "patch"]
-    assert (patch_rows["lr"] == chosen_lr).all()  # the patch stage trains at the lr stage's choice
+    summary = pd.read_csv(tmp_path / "recipe_smoke_summary.csv", keep_default_na=False)
+    assert summary["chosen"].sum() == 4  # one value per stage
+    chosen = summary[summary["chosen"]].set_index("stage")["value"]
+    later = table[table["stage"] != "lr"]
+    assert (later["lr"] == float(chosen["lr"])).all()  # later stages train at the lr stage's choice
+    assert (table[table["stage"].isin(["patch", "selection_start"])]["schedule"] == chosen["schedule"]).all()
+    starts = table[table["stage"] == "selection_start"]
+    assert set(starts["selection_start"]) == {"projection", "identity"}
+    assert set(starts["fusion"]) == {"hard_select", "soft_gate"}
     ttq = pd.read_csv(tmp_path / "recipe_smoke_time_to_quality.csv")
     assert set(ttq["task"]) == {"denoise_25", "dehaze", "derain"}
     assert set(ttq["fusion"]) == {"none", "hard_select"}
@@ -176,8 +182,8 @@ def test_tiny_sweep_trains_writes_and_resumes_without_retraining(monkeypatch, tm
     monkeypatch.setattr("csnet.store.train", no_training)
     dropped = table[(table["run"] == table["run"].iloc[0]) & (table["step"] == 4)].index
     table.drop(index=dropped).to_csv(tmp_path / "recipe_smoke.csv", index=False)
-    settings = recipe.Settings("smoke", stages=("lr", "patch"), lrs=(1e-3, 4e-3), seeds=(0,), steps=4,
-                               milestone_fractions=(0.5, 1.0), patch_shapes=((16, 16), (32, 4)))
+    settings = recipe.Settings("smoke", lrs=(1e-3, 4e-3), seeds=(0,), steps=4, milestone_fractions=(0.5, 1.0),
+                               patch_shapes=((16, 16), (32, 4)), selection_fusions=("hard_select", "soft_gate"))
     again, _, _ = recipe.run_sweep(settings, tmp_path / "recipe_smoke.csv", jobs=1)
     assert len(again) == len(table)
     merged = again.merge(table, on=["stage", "run", "step", "task"], suffixes=("", "_before"))
