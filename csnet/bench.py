@@ -42,7 +42,11 @@ code as it stands, interleaved in one process, at equal config; see ``TUNINGS``.
 
 Every timing is the median over rounds in which all variants run once each in a rotated order
 (``interleaved``), so that load from other processes falls on all of them alike: compare ratios within
-one table, not absolute numbers across tables.
+one table, not absolute numbers across tables. Every row carries the 1-minute load average at the
+start of its measurement (``check_load``); a measurement whose load shows other work (more than the
+cores it uses + 0.5) is refused unless ``allow_load``, and then its rows say ``load_override``.
+
+``csnet bench --recipe`` (the training-recipe sweep on validation) lives in ``csnet.recipe``.
 """
 from __future__ import annotations
 

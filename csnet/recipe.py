@@ -28,6 +28,7 @@ the best at that budget, not at convergence; ``patch`` shapes hold pixels per st
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import math
 import multiprocessing
@@ -420,7 +421,7 @@ def _done_steps(table, trial: Trial, tasks: int) -> set[int]:
 def run_sweep(settings: Settings, path: str | os.PathLike, jobs: int = 1, allow_load: bool = False,
               progress: Callable[[str], None] | None = None):
     """Run the stages of ``settings`` in order, appending rows to the CSV at ``path`` as they come;
-    return ``(table, summary)``. Trials already in the CSV are skipped, models already in the store are
+    return ``(table, summary, choice)``. Trials already in the CSV are skipped, models already in the store are
     not retrained. Up to ``jobs`` models train at once, each in its own process with one torch thread.
     Each trial's rows carry the load average at its start (``csnet.bench.check_load`` with ``jobs``
     cores in use; refused when it shows other work, unless ``allow_load``)."""
@@ -435,23 +436,26 @@ def run_sweep(settings: Settings, path: str | os.PathLike, jobs: int = 1, allow_
     tasks = len(settings.profile_object().tasks)
     choice = initial_choice(settings)
     summaries = []
-    context = multiprocessing.get_context("spawn")
-    for stage in settings.stages:
-        trials = stage_trials(stage, settings, choice)
-        todo = [(trial, _done_steps(table, trial, tasks)) for trial in trials]
-        todo = [(trial, done) for trial, done in todo if len(done) < len(settings.milestones())]
-        say(f"stage {stage}: {len(trials)} models, {len(trials) - len(todo)} already in {path.name}")
-        if todo:
-            check_load(jobs, allow_load)
-        if jobs == 1 or len(todo) <= 1:
-            for trial, done in todo:
-                load = check_load(jobs, allow_load)
-                table = _append(path, table, run_trial(trial, settings, load, done))
-                say(f"  {_describe(trial)} done")
-        elif todo:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context,
-                                                        initializer=_share_cores) as pool:
-                pending = {}
+    with contextlib.ExitStack() as stack:
+        pool = None  # one pool of workers for the whole sweep, started when first needed
+        for stage in settings.stages:
+            trials = stage_trials(stage, settings, choice)
+            todo = [(trial, _done_steps(table, trial, tasks)) for trial in trials]
+            todo = [(trial, done) for trial, done in todo if len(done) < len(settings.milestones())]
+            say(f"stage {stage}: {len(trials)} models, {len(trials) - len(todo)} already in {path.name}")
+            if todo:
+                check_load(jobs, allow_load)
+            if jobs == 1:
+                for trial, done in todo:
+                    load = check_load(jobs, allow_load)
+                    table = _append(path, table, run_trial(trial, settings, load, done))
+                    say(f"  {_describe(trial)} done")
+            elif todo:
+                if pool is None:
+                    pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
+                        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_share_cores))
+                pending: dict = {}
                 queue = list(todo)
                 while queue or pending:
                     while queue and len(pending) < jobs:
@@ -463,20 +467,7 @@ def run_sweep(settings: Settings, path: str | os.PathLike, jobs: int = 1, allow_
                         trial = pending.pop(future)
                         table = _append(path, table, future.result())
                         say(f"  {_describe(trial)} done")
-        stage_table = table[table["stage"] == stage]
-        given = choice.given.get(stage, False)
-        if not stage_table.empty:
-            best, means = choose(table, stage)
-            if not given:
-                _apply(choice, stage, best)
-            current = _current(choice, stage)
-            for _, row in means.iterrows():
-                summaries.append({"stage": stage, "factor": factor_column(stage), "value": row["value"],
-                                  "mean_psnr": row["mean_psnr"], "chosen": str(row["value"]) == str(current),
-                                  "given": given, "seeds": row["seeds"],
-                                  **{k: v for k, v in row.items() if k.startswith("psnr_")}})
-            say(f"stage {stage}: {'given' if given else 'chosen'} {current} "
-                f"(mean validation PSNR over mechanisms {_mean_of(means, current):.2f} dB)")
+            _summarise_stage(table, stage, choice, summaries, say)
     import pandas as pd
 
     summary = pd.DataFrame(summaries)
@@ -485,6 +476,24 @@ def run_sweep(settings: Settings, path: str | os.PathLike, jobs: int = 1, allow_
         summary["fusions"] = summary[psnr_columns].notna().sum(axis=1)
         summary = summary.reindex(columns=[*SUMMARY_COLUMNS, *psnr_columns])
     return table, summary, choice
+
+
+def _summarise_stage(table, stage: str, choice: Choice, summaries: list, say: Callable[[str], None]) -> None:
+    """Choose ``stage``'s value (unless given), update ``choice``, and add its means to ``summaries``."""
+    if not (table["stage"] == stage).any():
+        return
+    given = choice.given.get(stage, False)
+    best, means = choose(table, stage)
+    if not given:
+        _apply(choice, stage, best)
+    current = _current(choice, stage)
+    for _, row in means.iterrows():
+        summaries.append({"stage": stage, "factor": factor_column(stage), "value": row["value"],
+                          "mean_psnr": row["mean_psnr"], "chosen": str(row["value"]) == str(current),
+                          "given": given, "seeds": row["seeds"],
+                          **{k: v for k, v in row.items() if k.startswith("psnr_")}})
+    say(f"stage {stage}: {'given' if given else 'chosen'} {current} "
+        f"(mean validation PSNR over mechanisms {_mean_of(means, current):.2f} dB)")
 
 
 def _current(choice: Choice, stage: str) -> Any:

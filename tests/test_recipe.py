@@ -146,7 +146,7 @@ def test_tiny_sweep_trains_writes_and_resumes_without_retraining(monkeypatch, tm
     monkeypatch.setattr(bench, "_load_average", lambda: 0.0)
     args = ["bench", "--recipe", "--profile", "smoke", "--jobs", "2", "--seeds", "0", "--lrs", "1e-3,4e-3",
             "--recipe-steps", "4", "--milestones", "0.5,1", "--patches", "16x16,32x4",
-            "--selection-fusions", "hard_select,soft_gate", "-o", str(tmp_path)]
+            "--selection-fusions", "hard_select,soft_gate", "--val-max-images", "1", "-o", str(tmp_path)]
     assert main(args) == 0
     table = pd.read_csv(tmp_path / "recipe_smoke.csv")
     assert list(table.columns) == list(recipe.COLUMNS)
@@ -168,7 +168,8 @@ def test_tiny_sweep_trains_writes_and_resumes_without_retraining(monkeypatch, tm
     assert set(starts["fusion"]) == {"hard_select", "soft_gate"}
     ttq = pd.read_csv(tmp_path / "recipe_smoke_time_to_quality.csv")
     assert set(ttq["task"]) == {"denoise_25", "dehaze", "derain"}
-    assert set(ttq["fusion"]) == {"none", "hard_select"}
+    assert set(ttq["fusion"]) == {"none", "hard_select", "soft_gate"}  # every mechanism at the chosen recipe
+    assert set(ttq["seed"].astype(str)) == {"0", "mean"}
     assert (tmp_path / "recipe_smoke.png").exists() and (tmp_path / "recipe_smoke.pdf").exists()
 
     # Resume: drop one trial's last milestone; the rerun evaluates it again from the stored weights,
@@ -183,7 +184,8 @@ def test_tiny_sweep_trains_writes_and_resumes_without_retraining(monkeypatch, tm
     dropped = table[(table["run"] == table["run"].iloc[0]) & (table["step"] == 4)].index
     table.drop(index=dropped).to_csv(tmp_path / "recipe_smoke.csv", index=False)
     settings = recipe.Settings("smoke", lrs=(1e-3, 4e-3), seeds=(0,), steps=4, milestone_fractions=(0.5, 1.0),
-                               patch_shapes=((16, 16), (32, 4)), selection_fusions=("hard_select", "soft_gate"))
+                               patch_shapes=((16, 16), (32, 4)), selection_fusions=("hard_select", "soft_gate"),
+                               max_images=1)
     again, _, _ = recipe.run_sweep(settings, tmp_path / "recipe_smoke.csv", jobs=1)
     assert len(again) == len(table)
     merged = again.merge(table, on=["stage", "run", "step", "task"], suffixes=("", "_before"))

@@ -81,6 +81,8 @@ def add_parser(subparsers) -> None:
     recipe.add_argument("--schedule", default=None, help="use this schedule instead of the schedule stage's choice")
     recipe.add_argument("--patch", default=None, metavar="SxB", help="use this patch shape instead of the choice")
     recipe.add_argument("--selection-start", default=None, help="use this start instead of the choice")
+    recipe.add_argument("--val-max-images", type=int, default=None,
+                        help="validation photos per task (default: the profile's test_max_images)")
     recipe.add_argument("--jobs", type=int, default=2, help="models trained at once, 1 thread each (default 2)")
     recipe.add_argument("--dry-run", action="store_true", help="print the plan (with measured s/step) and stop")
     bench.add_argument("-o", "--output-dir", default=None, help="where the CSVs go (default results/bench)")
@@ -178,7 +180,8 @@ def _recipe(args: argparse.Namespace, out: Path, say) -> int:
         patch_shapes=recipe.parse_shapes(args.patches) if args.patches else None,
         selection_starts=_items(args.selection_starts), milestone_fractions=_items(args.milestones, float),
         steps=args.recipe_steps, lr=args.lr, schedule=args.schedule,
-        patch=recipe.parse_shapes(args.patch)[0] if args.patch else None, selection_start=args.selection_start)
+        patch=recipe.parse_shapes(args.patch)[0] if args.patch else None, selection_start=args.selection_start,
+        max_images=args.val_max_images)
     bench._fusion_list(recipe.fusions_of(settings))  # names the unknown ones
     load = bench.check_load(1, args.allow_load)
     say(f"measuring CPU seconds per training step at {args.profile} (1 thread; load average "
@@ -210,7 +213,8 @@ def _recipe(args: argparse.Namespace, out: Path, say) -> int:
         print(bench.format_table(ttq.to_dict("records"), ["fusion", "seed", "task", "target_psnr", "reached", "step",
                                                           "cpu_minutes", "last_psnr", "how"]))
     manifest = {"command": "csnet bench --recipe", "arguments": vars(args) | {"func": None},
-                "environment": bench.environment(), "seconds_per_step": per_step, "chosen": chosen,
+                "environment": bench.environment(), "seconds_per_step": per_step, "plan": plan.to_dict("records"),
+                "measured_at_load_average": load["load_average"], "chosen": chosen,
                 "references": references.to_dict("records"), "wall_seconds": time.time() - began,
                 "tables": [f"{name}.csv", *(Path(p).name for k, p in paths.items() if k != "figure")]}
     with atomic_write(out / f"manifest-{name}.json") as tmp:
