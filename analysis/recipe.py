@@ -29,6 +29,8 @@ REACHED = "reached at or before the first milestone (an upper bound)"
 INTERPOLATED = "interpolated between milestones"
 EXTRAPOLATED = "extrapolated (PSNR linear in log steps through the last two milestones)"
 STALLED = "not reached; not improving over the last two milestones, so not extrapolated"
+FAR = "not reached; the extrapolation lies beyond 1000× the budget (step and minutes left infinite)"
+FAR_FACTOR = 1000.0  # extrapolating further than this many budgets says nothing
 
 
 def reference_scores(tasks: Sequence[str], split: str = "val", max_images: int | None = None,
@@ -70,7 +72,10 @@ def crossing(steps: Sequence[float], cpu_seconds: Sequence[float], psnr: Sequenc
     if steps.size < 2 or psnr[-1] <= psnr[-2]:
         return {"reached": False, "step": math.nan, "cpu_minutes": math.nan, "how": STALLED}
     slope = (psnr[-1] - psnr[-2]) / (math.log(steps[-1]) - math.log(steps[-2]))  # dB per e-fold of steps
-    step = steps[-1] * math.exp((target - psnr[-1]) / slope)
+    folds = (target - psnr[-1]) / slope
+    if folds > math.log(FAR_FACTOR):
+        return {"reached": False, "step": math.inf, "cpu_minutes": math.inf, "how": FAR}
+    step = steps[-1] * math.exp(folds)
     return {"reached": False, "step": step, "cpu_minutes": step * cpu[-1] / steps[-1] / 60, "how": EXTRAPOLATED}
 
 

@@ -86,6 +86,8 @@ def test_crossing_extrapolates_log_linearly_and_says_so():
     assert found["cpu_minutes"] == pytest.approx(80.0 / 60)
     stalled = reading.crossing([5, 10, 20], [10.0, 20.0, 40.0], [20.0, 24.0, 23.0], target=26.0)
     assert stalled["how"] == reading.STALLED and math.isnan(stalled["step"])
+    far = reading.crossing([2, 4], [1.0, 2.0], [20.616, 20.6172], target=27.9)  # 0.001 dB per doubling
+    assert far["how"] == reading.FAR and far["step"] == math.inf
 
 
 def test_time_to_quality_per_mechanism_seed_and_seed_mean():
