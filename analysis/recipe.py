@@ -29,6 +29,7 @@ REACHED = "reached at or before the first milestone (an upper bound)"
 INTERPOLATED = "interpolated between milestones"
 EXTRAPOLATED = "extrapolated (PSNR linear in log steps through the last two milestones)"
 STALLED = "not reached; not improving over the last two milestones, so not extrapolated"
+SINGLE = "not reached; a single milestone, so not extrapolated"
 FAR = "not reached; the extrapolation lies beyond 1000× the budget (step and minutes left infinite)"
 FAR_FACTOR = 1000.0  # extrapolating further than this many budgets says nothing
 
@@ -69,7 +70,9 @@ def crossing(steps: Sequence[float], cpu_seconds: Sequence[float], psnr: Sequenc
         share = (target - psnr[i - 1]) / (psnr[i] - psnr[i - 1])
         return {"reached": True, "step": steps[i - 1] + share * (steps[i] - steps[i - 1]),
                 "cpu_minutes": (cpu[i - 1] + share * (cpu[i] - cpu[i - 1])) / 60, "how": INTERPOLATED}
-    if steps.size < 2 or psnr[-1] <= psnr[-2]:
+    if steps.size < 2:
+        return {"reached": False, "step": math.nan, "cpu_minutes": math.nan, "how": SINGLE}
+    if psnr[-1] <= psnr[-2]:
         return {"reached": False, "step": math.nan, "cpu_minutes": math.nan, "how": STALLED}
     slope = (psnr[-1] - psnr[-2]) / (math.log(steps[-1]) - math.log(steps[-2]))  # dB per e-fold of steps
     folds = (target - psnr[-1]) / slope
