@@ -16,17 +16,17 @@ The procedure (PromptIR / CSNet conventions, details the paper leaves open marke
 Determinism and resume. The batch of step ``s`` is a pure function of ``(seed, s)`` (a per-epoch
 permutation of ``TrainPatches`` indices, item ``i`` itself deterministic given ``(seed, i)``), and the
 global torch RNG (dropout) is re-seeded from ``(seed, s, rank)`` at every step inside a forked RNG
-context, so the caller's RNG is untouched.
+context, so the caller's RNG is untouched. A checkpoint holds model, image encoder, optimiser,
+scheduler, scaler, step and RNG states; it is written atomically with a sha256 sidecar, and one whose
+sidecar is missing or wrong is reported and not trusted. A run killed at any point therefore resumes
+from its last valid checkpoint and ends with weights bit-identical to an uninterrupted run (CPU).
 
 Paired seeds. At one seed every mechanism starts from the same backbone (``csnet.models.build_model``)
 and the same image encoder, and sees the same batches (patches, tasks, degradation noise) in the same
 order: the data depend on ``(seed, step)`` only. Random draws that only some mechanisms make come from
 their own generators: ``hard_select``'s Gumbel noise (``CSNet.seed_noise``, re-seeded every step),
 ``random_select``'s fixed subset (seeded at construction) and ``mask_noise``'s forced channels (a
-generator per step), so they never shift what the other mechanisms draw. A checkpoint holds model, image encoder, optimiser,
-scheduler, scaler, step and RNG states; it is written atomically with a sha256 sidecar, and one whose
-sidecar is missing or wrong is reported and not trusted. A run killed at any point therefore resumes
-from its last valid checkpoint and ends with weights bit-identical to an uninterrupted run (CPU).
+generator per step), so they never shift what the other mechanisms draw.
 
 Under ``torchrun`` each rank takes its slice of every global batch and DistributedDataParallel averages
 the gradients, so the update equals the single-process one (up to batch-norm statistics in the image
