@@ -268,12 +268,14 @@ def _load_finished(run_dir: Path, device: str | torch.device, repair: bool = Fal
 
 
 def get_or_train(cfg: RunConfig, progress: bool = True, timeout: float | None = None,
-                 device: str | torch.device | None = None, keep_checkpoints: bool = False) -> Run:
+                 device: str | torch.device | None = None, keep_checkpoints: bool = False,
+                 milestones: Sequence[int] = ()) -> Run:
     """The trained run of ``cfg``: loaded when finished, resumed when partial, trained when new.
 
     ``timeout``: seconds to wait for another process training the same run (None = wait). Under
     torchrun every rank calls this; rank 0 holds the lock and writes, all ranks train. The returned
-    run lives on the CPU (``run.to(device)`` moves it).
+    run lives on the CPU (``run.to(device)`` moves it). ``milestones``: steps whose weights training
+    also keeps (``csnet.train.milestone_path``; bookkeeping, not in the run hash).
     """
     run_dir = run_path(cfg)
     done = _load_finished(run_dir, "cpu")
@@ -293,7 +295,7 @@ def get_or_train(cfg: RunConfig, progress: bool = True, timeout: float | None = 
             return existing
         if need:
             train(cfg, run_dir, progress=progress, device=train_device, dist_info=info,
-                  keep_checkpoints=keep_checkpoints)
+                  keep_checkpoints=keep_checkpoints, milestones=milestones)
         if info.is_main and not (run_dir / DONE_FILE).exists():
             if not keep_checkpoints:
                 _prune_checkpoints(run_dir, keep=0)  # left behind if killed just after final.pt
