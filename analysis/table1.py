@@ -177,22 +177,31 @@ def formatted_table(summary: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame
     return out
 
 
-def side_by_side(summary: pd.DataFrame, tasks: Sequence[str], paper_task_of: Mapping[str, str]) -> pd.DataFrame:
-    """Ours (measured) beside the paper's Table I (published), PSNR only, matched row by row.
-
-    ``paper_task_of`` maps our task keys to the paper's columns (e.g. ``denoise_25`` → ``denoise_25``).
-    The paper's "all channels" row is shown beside both of our readings of it."""
+def paper_value(channels: str, task: str, metric: str = "psnr") -> float:
+    """The published Table I value of row ``channels`` (one of our condition names, e.g.
+    ``own_condition("noise")``, :data:`ALL`, :data:`BASELINE`) and column ``task`` (our task key), looked
+    up by name, never by position; NaN where the paper has no such row or column (it reports σ = 25,
+    derain and dehaze only). Both of our "all channels" readings are matched to the paper's one row."""
+    rows = {own_condition(lab): f"channels for {lab}" for lab in ("noise", "rain", "haze")}
+    rows.update({ALL: "all channels", BASELINE: "all channels"})
+    column = f"{task}_{metric}"
     paper = PAPER_TABLE1.set_index("channels")
-    paper_rows = {own_condition(lab): f"channels for {lab}" for lab in ("noise", "rain", "haze")}
-    paper_rows.update({ALL: "all channels", BASELINE: "all channels"})
+    if channels not in rows or column not in paper.columns:
+        return float("nan")
+    return float(paper.loc[rows[channels], column])
+
+
+def side_by_side(summary: pd.DataFrame, tasks: Sequence[str],
+                 paper_task_of: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Ours (measured) beside the paper's Table I (published), PSNR only, matched by row name and task
+    key (:func:`paper_value`), so the order of ``tasks`` does not matter. ``paper_task_of`` maps a task
+    key of ours to a differently named paper column, when there is one (default: the same key)."""
     rows = []
     for _, row in summary.iterrows():
         record = {"channels": row["channels"]}
         for task in tasks:
             record[f"{task} ours"] = row.get(f"{task}_psnr", np.nan)
-            match = paper_rows.get(row["channels"])
-            column = f"{paper_task_of.get(task, task)}_psnr"
-            record[f"{task} paper (published)"] = paper.loc[match, column] if match and column in paper else np.nan
+            record[f"{task} paper (published)"] = paper_value(row["channels"], (paper_task_of or {}).get(task, task))
         rows.append(record)
     return pd.DataFrame(rows)
 
