@@ -133,6 +133,13 @@ class OutputDir:
         self._record(*paths.values())
         return Written(paths, self.path)
 
+    def data(self, df: pd.DataFrame, name: str) -> Path:
+        """A long data table (one row per image, patch or channel) as ``name`` — CSV only, gzipped when
+        ``name`` ends in ``.gz`` (:func:`write_csv`) — recorded in the manifest under that exact name."""
+        path = write_csv(df, self.path / name)
+        self._record(path)
+        return path
+
     # ------------------------------------------------------------------------------------- json
     def json(self, obj: Any, name: str) -> Path:
         """Write ``obj`` as ``name.json`` (``name`` may already end in ``.json``).
