@@ -1,6 +1,7 @@
-"""The look of every figure the suite writes: seaborn's ``paper`` context, a colour-blind palette,
-sizes in inches for a two-column paper, one display name and one colour per identifier, and fonts embedded as TrueType so that PDFs are editable and
-accepted by publishers.
+"""The look of every figure the suite writes: seaborn's ``paper`` context (every font size, none set
+by figure code), a colour-blind palette, sizes in inches for a two-column paper, one display name and
+one colour per identifier (mechanism, task, site, …), and fonts embedded as TrueType so that PDFs are
+editable and accepted by publishers.
 
 Usage in a notebook::
 
