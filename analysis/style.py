@@ -142,13 +142,15 @@ DISPLAY_NAMES: dict[str, str] = {
 
 def display_name(identifier) -> str:
     """The name a reader sees for ``identifier`` (a task, site, mechanism, …): from
-    :data:`DISPLAY_NAMES`; composites part by part (``rain+haze`` → "Rain + Haze"); a Table I row
+    :data:`DISPLAY_NAMES`; composites part by part (``rain+haze``, ``rain_haze`` → "Rain + Haze"); a Table I row
     "channels for <label>" as "<Label> channels"; anything else unchanged."""
     text = str(identifier)
     if text in DISPLAY_NAMES:
         return DISPLAY_NAMES[text]
-    if "+" in text and all(part in DISPLAY_NAMES for part in text.split("+")):
-        return " + ".join(DISPLAY_NAMES[part] for part in text.split("+"))
+    for joiner in ("+", "_"):  # task keys join parts with "+", prompt labels with "_" (rain_haze)
+        parts = text.split(joiner)
+        if len(parts) > 1 and all(part in DISPLAY_NAMES for part in parts):
+            return " + ".join(DISPLAY_NAMES[part] for part in parts)
     if text.startswith("channels for "):
         return f"{display_name(text[len('channels for '):])} channels"
     return text

@@ -3,7 +3,8 @@ and Markdown, both rendered from the numeric table by pandas' Styler rules here.
 
 - numbers stay numbers until shown: PSNR columns with 2 decimals, SSIM with 3, p-values with 2
   significant digits or "< 0.001", counts as integers, other floats as the caller's ``float_format``
-  (default: 3 significant digits); numeric columns right-aligned;
+  (default, and any "{:.Ng}": N significant digits of the column's largest value, the same decimals on
+  every row); numeric columns right-aligned;
 - a metric with a ``<metric>_std`` column (or ``<metric>_mean`` / ``<metric>_std``) is shown as one
   column "mean ± std" (just the mean where the std is missing, e.g. one seed);
 - the best value of each column the caller declares higher- or lower-is-better is bold, computed
@@ -54,9 +55,23 @@ def format_p(p: float) -> str:
     return f"{float(f'{p:.2g}'):g}" if p < 0.1 else f"{p:.2f}"
 
 
-def _generic(float_format: FloatFormat) -> Callable[[float], str]:
-    if float_format is None:
-        return lambda v: f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+def _significant(values: pd.Series, digits: int) -> Callable[[float], str]:
+    """``digits`` significant digits for the column's largest |value|, the same decimals on every row
+    (so that 1.10 and 1.00 line up instead of printing as 1.1 and 1)."""
+    finite = np.abs(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float))
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    top = float(finite.max()) if finite.size else 1.0
+    decimals = int(min(6, max(0, digits - 1 - math.floor(math.log10(top)))))
+    return lambda v: f"{v:.{decimals}f}"
+
+
+def _generic(float_format: FloatFormat, values: pd.Series | None = None) -> Callable[[float], str]:
+    """The formatter of a float column no rule covers: ``float_format``; a significant-digits format
+    ("{:.3g}", and the default of 3) is applied column-wise by :func:`_significant`."""
+    match = re.fullmatch(r"\{:\.(\d+)g\}|%\.(\d+)g", float_format) if isinstance(float_format, str) else None
+    if float_format is None or match:
+        digits = int(next(g for g in match.groups() if g)) if match else 3
+        return _significant(values if values is not None else pd.Series(dtype=float), digits)
     if callable(float_format):
         return float_format
     if "{" in float_format:
@@ -79,7 +94,7 @@ def column_formatter(name: str, values: pd.Series, float_format: FloatFormat = N
         return lambda v: f"{v:.3f}"
     if "psnr" in key or key.endswith("_db"):
         return lambda v: f"{v:.2f}"
-    return _generic(float_format)
+    return _generic(float_format, values)
 
 
 def _is_number(value) -> bool:

@@ -293,7 +293,8 @@ def test_display_names():
     assert style.display_name("skip_fusion_level1") == "Skip L1"
     assert style.display_name("bottleneck_fusion") == "Bottleneck"
     assert style.display_name("P_v") == "Image prompt" and style.display_name("P_t") == "Text prompt"
-    assert style.display_name("rain+haze") == "Rain + Haze"
+    assert style.display_name("rain+haze") == "Rain + Haze" == style.display_name("rain_haze")
+    assert style.display_name("low_haze") == "Low light + Haze"
     assert style.display_name("l2_supercat") == "WordLlama L2"
     assert style.display_name(table1.own_condition("noise")) == "Noise channels"
     assert style.display_name("something else") == "something else"

@@ -50,7 +50,8 @@ def jaccard_figure(overlap: pd.DataFrame):
         ax.set_title(style.display_name(site))
         ax.set_xlabel("")
         ax.set_ylabel("")
-        ax.tick_params(axis="x", labelrotation=90)
+        # upright names when they fit side by side (each panel is about 1.4 in wide)
+        ax.tick_params(axis="x", labelrotation=90 if sum(len(str(c)) for c in square.columns) > 18 else 0)
         ax.tick_params(axis="y", labelrotation=0)
     fig.colorbar(axes[0][0].collections[0], ax=axes[0].tolist(), label="Jaccard\n(mean over seeds)", shrink=0.8)
     return fig
