@@ -138,7 +138,7 @@ class OutputDir:
         ``name`` ends in ``.gz`` (:func:`write_csv`) — recorded in the manifest under that exact name."""
         path = write_csv(df, self.path / name)
         self._record(path)
-        return path
+        return WrittenPath(path)
 
     # ------------------------------------------------------------------------------------- json
     def json(self, obj: Any, name: str) -> Path:
@@ -150,7 +150,7 @@ class OutputDir:
         path = self.path / (name if name.endswith(".json") else f"{name}.json")
         _write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
         self._record(path)
-        return path
+        return WrittenPath(path)
 
     # --------------------------------------------------------------------------------- manifest
     def manifest(self, params: dict, *, seeds=None, text_encoder: dict | None = None,
@@ -211,6 +211,16 @@ class Written(dict):
 
     def __repr__(self) -> str:
         return "written: " + ", ".join(p.name for p in self.values())
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(repr(self))
+
+
+class WrittenPath(type(Path())):
+    """A path that shows as its file name only (see :class:`Written`)."""
+
+    def __repr__(self) -> str:
+        return f"written: {self.name}"
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(repr(self))

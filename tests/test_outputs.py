@@ -175,4 +175,5 @@ def test_long_tables_are_csv_only_and_data_files_are_in_the_manifest(tmp_path):
     out.data(long, "importance.csv.gz")
     manifest = json.loads(out.manifest({"profile": "smoke"}).read_text())
     assert manifest["files"] == ["per_image.csv", "importance.csv.gz"]
+    assert repr(out.manifest({})) == "written: manifest.json"  # a notebook's last line prints no absolute path
     assert pd.read_csv(tmp_path / "importance.csv.gz").equals(long)
