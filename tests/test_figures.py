@@ -199,6 +199,12 @@ def figures():
         "sensitivity.heatmap_figure": lambda: sensitivity_plots.heatmap_figure(
             importance, MECHANISMS, "output", "ablation", 0, TASKS, long_title, "dB"),
         "sensitivity.correlation_figure": lambda: sensitivity_plots.correlation_figure(correlations),
+        "sensitivity.heatmap_figure[small]": lambda: sensitivity_plots.heatmap_figure(
+            importance[importance["task"].isin(TASKS[:3])], MECHANISMS[:1], "output", "ablation", 0, TASKS[:3], "t", "dB"),
+        "table1.delta_heatmap[small]": lambda: table1_plots.delta_heatmap(
+            summary.iloc[:3], TASKS[:3], ["noise"] * 3, "t"),
+        "sensitivity.correlation_figure[small]": lambda: sensitivity_plots.correlation_figure(
+            correlations[correlations["mechanism"].isin(MECHANISMS[:1])]),
         "sensitivity.overlap_figure": lambda: sensitivity_plots.overlap_figure(
             site_rows("between_task_jaccard")),
         "sensitivity.agreement_figure": lambda: sensitivity_plots.agreement_figure(site_rows("precision")),

@@ -38,7 +38,7 @@ def heatmap_figure(importance: pd.DataFrame, mechanisms: Sequence[str], space: s
     limit = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
     limit = limit or 1.0
     n_tasks = max(1, len([t for t in tasks if t in set(data["task"])]))
-    fig, axes = style.figure("page", height=0.9 + (0.25 + 0.16 * n_tasks) * max(1, len(mechanisms)),
+    fig, axes = style.figure("page", height=max(2.6, 0.9 + (0.25 + 0.16 * n_tasks) * max(1, len(mechanisms))),
                              nrows=max(1, len(mechanisms)), ncols=max(1, len(sites)), squeeze=False,
                              sharex=False, sharey=False)
     for row, mechanism in enumerate(mechanisms):
@@ -72,14 +72,15 @@ def correlation_figure(correlations: pd.DataFrame):
         data = correlations[correlations["space"] == space]
         tables[space] = data.pivot_table(index=["mechanism", "pair"], columns="site", values="spearman", sort=False)
     rows = list(dict.fromkeys(key for table in tables.values() for key in table.index))
-    fig, axes = style.figure("page", height=1.0 + 0.19 * len(rows), ncols=max(1, len(spaces)), squeeze=False)
+    # tall enough for the colour bar's two-line label, however few rows
+    fig, axes = style.figure("page", height=max(2.6, 1.4 + 0.19 * len(rows)), ncols=max(1, len(spaces)), squeeze=False)
     for col, (ax, space) in enumerate(zip(axes[0], spaces)):
         table = tables[space].reindex(rows)
         table.index = [f"{style.display_name(m)}: {_pair_name(p)}" for m, p in table.index]
         table.columns = style.display_names(table.columns)
         sns.heatmap(table, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap=style.DIVERGING_CMAP, center=0, ax=ax,
                     cbar=col == len(spaces) - 1, yticklabels=col == 0,
-                    cbar_kws={"label": "Spearman ρ, mean over tasks and seeds"})
+                    cbar_kws={"label": "Spearman ρ\n(mean over tasks, seeds)"})
         ax.set_title(style.display_name(space))
         ax.set_xlabel("")
         ax.set_ylabel("")
@@ -108,7 +109,7 @@ def _site_bars(data: pd.DataFrame, value: str, ylabel: str, chance: pd.Series | 
     mechanisms = list(dict.fromkeys(data["mechanism"]))
     shown = data.assign(site=style.display_names(data["site"]), mechanism=style.display_names(data["mechanism"]))
     palette = dict(zip(style.display_names(mechanisms), style.colours(mechanisms)))
-    sns.barplot(data=shown, x="site", y=value, hue="mechanism", palette=palette, errorbar="sd", ax=ax,
+    sns.barplot(data=shown, x="site", y=value, hue="mechanism", palette=palette, errorbar="sd", ax=ax, saturation=1,
                 legend=False, err_kws={"linewidth": 0.8}, capsize=0.1)
     levels = chance.reindex(sites).to_numpy() if isinstance(chance, pd.Series) else np.full(len(sites), chance)
     for i, level in enumerate(levels):

@@ -22,7 +22,7 @@ def delta_heatmap(summary: pd.DataFrame, tasks: Sequence[str], labels: Sequence[
     delta = table.apply(lambda col: col - own.get(col.name, np.nan))
     delta.index = style.display_names(delta.index)
     delta.columns = style.display_names(delta.columns)
-    fig, ax = style.figure("page", height=0.9 + 0.22 * len(delta))
+    fig, ax = style.figure("page", height=max(2.3, 0.9 + 0.22 * len(delta)))  # room for the bar's label
     finite = np.abs(delta.to_numpy(dtype=float))
     limit = float(np.nanmax(finite)) if np.isfinite(finite).any() else 1.0
     sns.heatmap(delta, annot=True, fmt=".1f", cmap="RdBu", center=0, vmin=-(limit or 1.0), vmax=limit or 1.0,
