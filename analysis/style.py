@@ -137,6 +137,8 @@ DISPLAY_NAMES: dict[str, str] = {
     "baseline without selection (Restormer, fusion none)": "Restormer (no selection)",
     # sweeps (analysis.fusion_comparison)
     "omega": "Keep ratio ω", "kappa": "Expansion κ", "estimator": "Gradient estimator",
+    # gradient estimators of hard selection (csnet.models.fusion.ESTIMATORS)
+    "straight_through": "Straight-through", "gumbel": "Gumbel-softmax",
 }
 
 
@@ -174,9 +176,9 @@ MECHANISM_COLOURS: dict[str, tuple[float, float, float]] = {
     "wavelet BayesShrink (scikit-image)": _colourblind(8), "dark channel prior (He et al. 2009)": _colourblind(3),
 }
 TASK_COLOURS: dict[str, tuple[float, float, float]] = {
-    # noise levels as light → dark blues; the primitive "noise" as σ=25
-    "denoise_15": tuple(sns.color_palette("Blues", 4)[1]), "denoise_25": _colourblind(0),
-    "denoise_50": tuple(sns.color_palette("Blues", 4)[3]), "noise": _colourblind(0),
+    # noise levels as light → dark blues, far enough apart to tell; the primitive "noise" as σ=25
+    "denoise_15": tuple(sns.color_palette("Blues", 7)[2]), "denoise_25": _colourblind(0),
+    "denoise_50": mpl.colors.to_rgb("#08306b"), "noise": _colourblind(0),
     "derain": _colourblind(2), "rain": _colourblind(2), "dehaze": _colourblind(1), "haze": _colourblind(1),
     "deblur": _colourblind(4), "blur": _colourblind(4), "lowlight": _colourblind(5), "low": _colourblind(5),
     "rain+haze": _colourblind(6), "lowlight+haze": _colourblind(8), "noise+rain": _colourblind(3),

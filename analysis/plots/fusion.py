@@ -41,7 +41,7 @@ def sweep_figure(sweep_table: pd.DataFrame, sweep: str, tasks: Sequence[str], ti
         default = line["default"].to_numpy(dtype=bool)[order]
         ax.scatter(x[default], psnr[default], s=40, facecolors="none", edgecolors=colour, linewidths=0.8)
     if categorical:
-        ax.set_xticks(range(len(categories)), [str(c) for c in categories])
+        ax.set_xticks(range(len(categories)), style.display_names(categories))
         ax.set_xlim(-0.5, len(categories) - 0.5)
     ax.set_xlabel(style.display_name(sweep))
     ax.set_ylabel("PSNR (dB)")
