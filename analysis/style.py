@@ -138,7 +138,7 @@ DISPLAY_NAMES: dict[str, str] = {
     # sweeps (analysis.fusion_comparison)
     "omega": "Keep ratio ω", "kappa": "Expansion κ", "estimator": "Gradient estimator",
     # gradient estimators of hard selection (csnet.models.fusion.ESTIMATORS)
-    "straight_through": "Straight-through", "gumbel": "Gumbel-softmax",
+    "straight_through": "Straight-through", "gumbel": "Gumbel top-K",
 }
 
 
