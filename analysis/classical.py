@@ -186,8 +186,9 @@ REFERENCES: dict[str, Reference] = {
 
 def evaluate_references(tasks: Sequence[str], references: Sequence[str] | None = None, *,
                         test_source: str = "corpus", max_images: int | None = None,
-                        max_side: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """One row per (reference, task, image) on ``csnet.data.test_set``'s images: ``method``, ``task``,
+                        max_side: int | None = None, seed: int = 0, split: str = "test") -> pd.DataFrame:
+    """One row per (reference, task, image) on ``csnet.data.test_set``'s images of ``split`` (``"test"``
+    or ``"val"``): ``method``, ``task``,
     ``label``, ``image``, ``psnr``, ``ssim``, ``kind`` (= :data:`REFERENCE_KIND`). A reference is run
     only on the tasks it applies to; ``references`` names a subset of :data:`REFERENCES`. A reference
     whose optional module is missing (scikit-image's wavelets need PyWavelets) is skipped with a
@@ -210,7 +211,8 @@ def evaluate_references(tasks: Sequence[str], references: Sequence[str] | None =
         chosen = [REFERENCES[name] for name in names if REFERENCES[name].applies_to(task)]
         if not chosen:
             continue
-        for item in test_set(task, source=test_source, seed=seed, max_images=max_images, max_side=max_side):
+        for item in test_set(task, source=test_source, seed=seed, max_images=max_images, max_side=max_side,
+                             split=split):
             for ref in chosen:
                 scores = score(ref.restore(item.degraded, task), item.clean)
                 rows.append({"method": ref.name, "task": task, "label": label_of(task), "image": item.name,

@@ -6,9 +6,13 @@ They are gathered into one corpus with a fixed split (PROTOCOL.md, "What no mach
 - **test** (7 photos): the five Kodak/Waterloo photos of sporco (``kodim23``, ``monarch``, ``sail``,
   ``tulips``, ``barbara``, the classic restoration test images) plus ``chelsea`` and ``rocket`` from
   scikit-image (a close-up texture and an outdoor scene with sky, which haze and rain need);
-- **train** (28 photos): everything else: scikit-image's other colour photos, scikit-learn's two
-  sample images, matplotlib's Grace Hopper, 20 ImageNet photos from foolbox and mahotas' portrait
-  ``luispedro``.
+- **val** (5 photos, :data:`VALIDATION_PHOTOS`): five photos taken out of the train photos and
+  never trained on, on which every choice of recipe or protocol is made (issue 12), so the test
+  photos are only ever used to report. Chosen by hand for varied content, each with its reason;
+- **train** (23 photos): everything else: scikit-image's other colour photos, scikit-learn's
+  ``flower``, matplotlib's Grace Hopper, 17 ImageNet photos from foolbox and mahotas' portrait
+  ``luispedro``. The stereo pair ``motorcycle_left``/``_right`` stays together in train, so no
+  split holds a near-copy of another's photo.
 
 Files are found through ``importlib.util.find_spec`` (which locates a package without importing it)
 and read directly: nothing is downloaded, and scikit-image's fetchers (which may download) are not
@@ -37,7 +41,18 @@ from scipy import ndimage
 
 from csnet.io import read_image
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
+
+# The validation photos (taken from the train photos the corpus was assembled with), each with why it
+# was chosen: together they span the content the tasks care about (sky and depth for haze and rain,
+# smooth and textured regions for noise).
+VALIDATION_PHOTOS: dict[str, str] = {
+    "coffee": "indoor still life: smooth gradients and specular highlights",
+    "china": "outdoor landscape with sky and distance, as haze and rain need",
+    "imagenet_05_853": "thatched cottage under sky: fine straw texture beside flat areas",
+    "imagenet_09_455": "close-up bottle cap: sharp printed edges and lettering",
+    "imagenet_16_251": "dalmatian: high-contrast fur texture",
+}
 
 _PD = "public domain"
 _SKIMAGE = "scikit-image sample data (BSD-3 package); "
@@ -45,8 +60,8 @@ _FOOLBOX = "ImageNet validation photo shipped by foolbox (MIT package); ImageNet
 _SPORCO_KODAK = "Kodak test image, released for unrestricted use (sporco data README)"
 _SPORCO_WATERLOO = "Waterloo BragZone image, free of copyright restrictions (sporco data README)"
 
-# (name, pip distribution, import package, file inside the package, height, width, sha256, split,
-#  licence note)
+# (name, pip distribution, import package, file inside the package, height, width, sha256, split as
+#  assembled ("train" or "test"; VALIDATION_PHOTOS then moves five train photos to "val"), licence note)
 _PHOTOS: tuple[tuple[str, str, str, str, int, int, str, str, str], ...] = (
     ("astronaut", "scikit-image", "skimage", "data/astronaut.png", 512, 512,
      "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5", "train",
@@ -172,6 +187,7 @@ def corpus_entries() -> list[CorpusEntry]:
 def _entries() -> tuple[CorpusEntry, ...]:
     entries = []
     for name, dist, import_name, rel, height, width, sha, split, licence in _PHOTOS:
+        split = "val" if name in VALIDATION_PHOTOS else split
         folder = _package_folder(import_name)
         common = dict(name=name, package=dist, file=f"{import_name}/{rel}", height=height,
                       width=width, licence=licence, sha256=sha, split=split)
@@ -229,7 +245,7 @@ def load_photo(name: str) -> np.ndarray:
 
 
 def photos(split: str | None = None) -> dict[str, np.ndarray]:
-    """The available photos of ``split`` (``"train"``, ``"test"`` or ``None`` for all), by name, in
+    """The available photos of ``split`` (``"train"``, ``"val"``, ``"test"`` or ``None`` for all), by name, in
     the corpus order. Read once per process and kept in memory (read-only arrays: copy before
     modifying). Missing photos are skipped with a warning."""
     if split is not None and split not in SPLITS:

@@ -2,7 +2,7 @@
 
 Three sources of images:
 
-- the embedded photo corpus (``csnet.corpus``: 28 train / 7 test photos), degraded on the fly;
+- the embedded photo corpus (``csnet.corpus``: 23 train / 5 val / 7 test photos), degraded on the fly;
 - procedural dead-leaves images (``csnet.corpus.dead_leaves``), unlimited;
 - the standard benchmarks, for users who have downloaded them, in the folder layout of PromptIR
   (train: BSD400 + WED, Rain100L, RESIDE-OTS; test: BSD68, Urban100, Rain100L, SOTS-outdoor) and
@@ -33,6 +33,7 @@ from csnet.io import atomic_write, from_uint8, read_image, to_uint8, write_image
 from csnet.metrics import CROP_BASE, crop_multiple
 
 KEYWORD_SOURCES = ("corpus", "dead_leaves", "mixed")
+EVAL_SPLITS = ("test", "val")  # the splits an evaluation set can be built from (never "train")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 LAYOUT = """\
@@ -460,24 +461,28 @@ def image_seed(seed: int, name: str) -> int:
     return int(state[0])
 
 
-def _source_items(task: str, source, seed: int, max_images: int | None,
-                  benchmark: str | None) -> tuple[str, list[tuple[str, Any, Any, str]]]:
+def _source_items(task: str, source, seed: int, max_images: int | None, benchmark: str | None,
+                  split: str) -> tuple[str, list[tuple[str, Any, Any, str]]]:
     """``(cache tag, [(name, clean loader, degraded loader or None, fingerprint)])``."""
     if source == "corpus":
-        entries = [e for e in corpus.corpus_entries() if e.split == "test" and e.available]
+        entries = [e for e in corpus.corpus_entries() if e.split == split and e.available]
         if not entries:
-            raise ValueError("no test photos are available (see `csnet corpus`)")
+            raise ValueError(f"no {split} photos are available (see `csnet corpus`)")
         items = [(e.name, (lambda n=e.name: corpus.load_photo(n)), None, e.actual_sha256)
                  for e in entries]
         return "corpus", items[:max_images]
     if source == "dead_leaves":
-        items = [(f"dead_leaves_{k:02d}",
-                  (lambda k=k: corpus.dead_leaves(256, image_seed(seed, f"dead_leaves_{k}"))),
+        prefix = "dead_leaves" if split == "test" else f"dead_leaves_{split}"  # test names predate val
+        items = [(f"{prefix}_{k:02d}",
+                  (lambda k=k: corpus.dead_leaves(256, image_seed(seed, f"{prefix}_{k}"))),
                   None, "procedural") for k in range(max_images or 8)]
         return "dead_leaves", items
     if source == "mixed":
         raise ValueError("test sets are fixed: use source='corpus', 'dead_leaves' or a dataset "
                          "folder, not 'mixed'")
+    if split != "test":
+        raise ValueError(f"the benchmarks in PromptIR's layout have no {split!r} split, only 'test' "
+                         "(hold out training files in a folder of your own and pass it as a source)")
     root = _root_of(source).resolve()
     files = benchmark_files(root, task, "test", benchmark)[:max_images]
     digest = hashlib.sha1(f"{root}|{benchmark}".encode()).hexdigest()[:10]
@@ -537,15 +542,17 @@ def _load_cached(folder: Path, name: str, fingerprint: str) -> TestImage | None:
 
 def test_set(task: str, source: str | os.PathLike = "corpus", seed: int = 0,
              max_images: int | None = None, max_side: int | None = None,
-             benchmark: str | None = None) -> list[TestImage]:
-    """A fixed test set for ``task``: the same images, degraded the same way, every time.
+             benchmark: str | None = None, split: str = "test") -> list[TestImage]:
+    """A fixed evaluation set for ``task``: the same images, degraded the same way, every time.
 
-    Whole test images (the corpus's test photos, 256² dead-leaves images, or a benchmark's test files)
+    ``split`` is ``"test"`` (report numbers) or ``"val"`` (make choices: the corpus's validation
+    photos, or dead-leaves images under their own names; the benchmarks have no validation split).
+    Whole images (the corpus's photos of ``split``, 256² dead-leaves images, or a benchmark's test files)
     are centre-cropped to at most ``max_side`` per side and then to a multiple of 16, the crop of
     PromptIR's test loaders. Synthesised degradations use the per-image seed :func:`image_seed`
     ``(seed, name)``. The result is cached under ``csnet.paths.cache_dir("testsets", ...)`` keyed by
-    source, task, seed, crop and synthesis version, and reused; a missing, stale (changed source file)
-    or corrupt cache file is rebuilt. Benchmarks with real degraded images (Rain100L, SOTS, GoPro,
+    source, task, split, seed, crop and synthesis version, and reused; a missing, stale (changed
+    source file) or corrupt cache file is rebuilt. Benchmarks with real degraded images (Rain100L, SOTS, GoPro,
     LOL) use them as they are; ``benchmark`` picks ``bsd68`` or ``urban100`` for denoising.
     """
     task = validate_task(task)
@@ -557,8 +564,10 @@ def test_set(task: str, source: str | os.PathLike = "corpus", seed: int = 0,
         if max_side < CROP_BASE:
             raise ValueError(f"max_side must be at least {CROP_BASE} (the crop is to a multiple of "
                              f"{CROP_BASE}), got {max_side}")
-    tag, items = _source_items(task, source, seed, max_images, benchmark)
-    key = f"{task}_seed{seed}_side{max_side or 'full'}_v{SYNTHESIS_VERSION}"
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split must be one of {EVAL_SPLITS} (evaluation sets), got {split!r}")
+    tag, items = _source_items(task, source, seed, max_images, benchmark, split)
+    key = f"{task}_{split}_seed{seed}_side{max_side or 'full'}_v{SYNTHESIS_VERSION}"
     folder = paths.cache_dir("testsets", tag, key)
     result = []
     for name, load_clean, load_degraded, fingerprint in items:

@@ -1,10 +1,20 @@
 """Evaluating a trained run: per-image PSNR/SSIM as a tidy table, recognition, tiled inference.
 
-``evaluate(run, tasks, ...)`` restores every test image of every task and returns one row per
-``(task, image)``: the scores (``csnet.metrics.score``: RGB, ``data_range=1``, centre crop to a
-multiple of 16), which prompt the network received (``text`` = the text anchor of the task's label,
-P_t; ``image`` = the image encoder's output on the degraded image, P_v, the paper's test-time choice),
-an optional forced channel set, and what the image encoder recognised.
+``evaluate(run, tasks, ...)`` restores every image of an evaluation split (``"test"`` to report,
+``"val"`` to choose) of every task and returns one row per ``(task, image)``: the scores
+(``csnet.metrics.score``: RGB, ``data_range=1``, centre crop to a multiple of 16), which prompt the
+network received (``text`` = the text anchor of the task's label, P_t; ``image`` = the image
+encoder's prompt of the degraded image, P_v, the paper's test-time choice), an optional forced channel
+set, and what the image encoder recognised in the whole image (``correct``; ``summarise`` reports its
+mean per task as ``accuracy``, the whole-image recognition rate).
+
+The image prompt of a whole image is computed the way the encoder saw its training data: the
+L2-normalised mean of its prompts over tiles of the run's training patch size (``image_prompts`` with
+``tile``; ``prompt_tile_side`` resolves the choice). The paper computes P_v on the whole test image;
+its encoder, though, is trained on patches, and on a whole image at several times that size it meets
+statistics it never saw (at the quick profile, haze went unrecognised on every whole test photo).
+``Run.prompts(source="image")``, ``Run.recognise``, ``evaluate`` and ``csnet restore`` all go through
+this one path; ``prompt_tile="whole"`` gives the paper's whole-image prompt for comparison.
 
 ``restore_image`` runs the network over overlapping tiles blended with a smooth window, so a photo of
 any size is restored in memory proportional to the tile (accumulators aside: two float32 planes of
@@ -23,9 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 
 PROMPT_SOURCES = ("text", "image")
+PROMPT_TILE_CHOICES = ("train", "whole")  # or a positive int: the tile side of P_v, pixels
+PROMPT_TILE_BATCH = 64  # tiles encoded per forward pass: bounds memory on large photos
 ALL_SITES_CHOICES = ("all", "all_scaled")
 COLUMNS = ["run", "fusion", "seed", "task", "label", "image", "psnr", "ssim", "prompt_source", "forced",
-           "predicted", "correct", "confidence", "eval_seed", "height", "width"]
+           "predicted", "correct", "confidence", "eval_seed", "height", "width", "split", "prompt_tile"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,16 +143,42 @@ def restore_image(model: nn.Module, image: np.ndarray | torch.Tensor, prompt: to
     return output.permute(1, 2, 0).numpy() if as_numpy else output[None]
 
 
+def prompt_tile_side(prompt_tile: int | str, patch_size: int) -> int | None:
+    """The tile side P_v is computed over: ``patch_size`` (the run's training patches) for
+    ``"train"``, ``None`` (the whole image in one pass, the paper's test-time prompt) for
+    ``"whole"``, or the given positive int."""
+    if isinstance(prompt_tile, str):
+        if prompt_tile not in PROMPT_TILE_CHOICES:
+            raise ValueError(f"prompt_tile must be one of {PROMPT_TILE_CHOICES} or a positive int, "
+                             f"got {prompt_tile!r}")
+        return int(patch_size) if prompt_tile == "train" else None
+    if isinstance(prompt_tile, bool) or not isinstance(prompt_tile, (int, np.integer)) or prompt_tile < 1:
+        raise ValueError(f"prompt_tile must be one of {PROMPT_TILE_CHOICES} or a positive int, "
+                         f"got {prompt_tile!r}")
+    return int(prompt_tile)
+
+
+def prompt_tiles(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """``(top, left, h, w)`` of the tiles P_v averages over: a grid of ``tile``-sided squares that
+    covers the image, the last row and column moved back to end at its border (so they may overlap
+    their neighbour); one tile, the whole image, when it is no larger than ``tile``."""
+    tops, lefts = tile_starts(height, tile, 0), tile_starts(width, tile, 0)
+    return [(top, left, min(tile, height), min(tile, width)) for top in tops for left in lefts]
+
+
 @torch.inference_mode()
 def image_prompts(encoder: nn.Module, images: Any, tile: int | None = None,
                   device: str | torch.device | None = None) -> torch.Tensor:
     """(B, 512) visual prompts P_v of ``images`` ((B,3,H,W) tensor or a list of H×W×3 arrays).
 
-    With ``tile``, an image larger than the tile is encoded as the L2-normalised mean of its
-    non-overlapping tiles' prompts (full resolution, so noise keeps its statistics; memory O(tile)).
+    With ``tile``, each image is encoded as the L2-normalised mean of its tiles' prompts
+    (:func:`prompt_tiles`; full resolution, so noise keeps its statistics), ``PROMPT_TILE_BATCH``
+    tiles per pass; ``None`` encodes each image whole. Most callers want ``Run.prompts``, which
+    picks the tile from the run.
     """
     device = device or next(encoder.parameters()).device
-    if isinstance(images, torch.Tensor) and images.ndim == 4 and tile is None:
+    whole_batch = isinstance(images, torch.Tensor) and images.ndim == 4
+    if whole_batch and (tile is None or max(images.shape[-2:]) <= tile):  # one pass: nothing to tile
         return encoder(images.to(device=device, dtype=torch.float32)).float()
     single = (isinstance(images, np.ndarray) and images.ndim == 3) or (
         isinstance(images, torch.Tensor) and images.ndim == 3)
@@ -152,10 +190,11 @@ def image_prompts(encoder: nn.Module, images: Any, tile: int | None = None,
         if tile is None or (height <= tile and width <= tile):
             out.append(encoder(x.to(device=device, dtype=torch.float32)).float()[0])
             continue
-        parts = [encoder(x[:, :, top:top + tile, left:left + tile].to(device=device, dtype=torch.float32))
-                 .float()[0]
-                 for top in tile_starts(height, tile, 0) for left in tile_starts(width, tile, 0)]
-        out.append(F.normalize(torch.stack(parts).mean(0), dim=0))
+        crops = torch.cat([x[:, :, top:top + h, left:left + w]
+                           for top, left, h, w in prompt_tiles(height, width, tile)])  # (T, 3, t, t)
+        parts = torch.cat([encoder(crops[s:s + PROMPT_TILE_BATCH].to(device=device, dtype=torch.float32))
+                           .float() for s in range(0, len(crops), PROMPT_TILE_BATCH)])  # (T, 512)
+        out.append(F.normalize(parts.mean(0), dim=0))
     if not out:
         return torch.zeros(0, 512, device=device)
     return torch.stack(out)
@@ -197,12 +236,21 @@ def forced_channels(run: Any, force: str | Mapping[str, Any] | None) -> tuple[di
 def evaluate(run: Any, tasks: str | Sequence[str], prompt_source: str = "text",
              force: str | Mapping[str, Any] | None = None, test_source: str = "corpus",
              max_images: int | None = None, max_side: int | None = None, seed: int = 0,
-             tile: int | None = None, tile_overlap: int = 32, progress: bool = False):
+             tile: int | None = None, tile_overlap: int = 32, progress: bool = False,
+             test_root: str | None = None,
+             split: str = "test", prompt_tile: int | str = "train"):
     """One row per ``(task, image)``: scores, prompt source, forced channels, recognition.
 
-    ``run`` is a ``csnet.store.Run``. ``prompt_source`` ``"text"`` gives the network the text anchor of
-    the task's label (P_t), ``"image"`` the image encoder's prompt of the degraded image (P_v).
-    Recognition (``predicted``, ``correct``, ``confidence``) always comes from the image encoder.
+    ``run`` is a ``csnet.store.Run``. ``split`` picks the evaluation images (``csnet.data.test_set``:
+    ``"test"`` to report, ``"val"`` to choose a recipe or protocol). ``prompt_source`` ``"text"``
+    gives the network the text anchor of the task's label (P_t), ``"image"`` the image encoder's
+    prompt of the degraded image (P_v, from ``run.prompts``: tiles of ``prompt_tile``, by default the
+    run's training patch size; ``"whole"`` for the paper's whole-image prompt). Recognition
+    (``predicted``, ``correct``, ``confidence``) always comes from that same P_v, whatever the source.
+    ``tile`` and ``tile_overlap`` tile the restoration only. The ``prompt_tile`` column holds the tile
+    side used, 0 for the whole image. ``test_root``: a PromptIR-layout folder whose standard test sets
+    replace ``test_source`` (``csnet.benchmarks.evaluate_test_root`` picks the tasks the tree has and
+    scores whole images).
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -215,15 +263,17 @@ def evaluate(run: Any, tasks: str | Sequence[str], prompt_source: str = "text",
     if prompt_source not in PROMPT_SOURCES:
         raise ValueError(f"prompt_source must be one of {PROMPT_SOURCES}, got {prompt_source!r}")
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    prompt_side = prompt_tile_side(prompt_tile, run.config.patch_size) or 0
     forced, forced_label = forced_channels(run, force)
     run.model.eval()
     run.image_encoder.eval()
     rows = []
     for task in tasks:
         label = label_of(task)
-        images = test_set(task, source=test_source, seed=seed, max_images=max_images, max_side=max_side)
+        images = test_set(task, source=test_root if test_root is not None else test_source, seed=seed,
+                          max_images=max_images, max_side=max_side, split=split)
         for item in tqdm(images, desc=f"{run.id} {task}", disable=not progress, leave=False):
-            visual = image_prompts(run.image_encoder, [item.degraded], tile=tile)  # (1, 512)
+            visual = run.prompts([], source="image", images=[item.degraded], tile=prompt_tile)  # (1, 512)
             pred, confidence = recognise(visual, run.anchors)
             predicted = run.labels[int(pred[0])]
             prompt = visual if prompt_source == "image" else run.anchor(label)[None]
@@ -239,12 +289,14 @@ def evaluate(run: Any, tasks: str | Sequence[str], prompt_source: str = "text",
                 "prompt_source": prompt_source, "forced": forced_label, "predicted": predicted,
                 "correct": predicted == label, "confidence": float(confidence[0]), "eval_seed": seed,
                 "height": int(item.degraded.shape[0]), "width": int(item.degraded.shape[1]),
+                "split": split, "prompt_tile": prompt_side,
             })
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def summarise(table, by: Sequence[str] = ("task",)):
-    """Mean PSNR/SSIM, recognition accuracy and image count per group of an ``evaluate`` table."""
+    """Mean PSNR/SSIM, whole-image recognition accuracy (the share of images whose P_v is nearest
+    its own label's anchor) and image count per group of an ``evaluate`` table."""
     grouped = table.groupby(list(by), sort=False)
     out = grouped.agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), accuracy=("correct", "mean"),
                       images=("image", "count")).reset_index()

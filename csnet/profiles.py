@@ -14,6 +14,23 @@ A ``RunConfig`` is everything that defines one trained model. Its hash (``config
 folder in the store, so two notebooks asking for the same model share it. Only the fields that change
 the trained weights enter the hash; bookkeeping (checkpoint interval, log interval, worker count, the
 profile's name) does not.
+
+The hash is taken over the *resolved* configuration (``resolved_config``): the ``ModelConfig`` that
+``csnet.train.build_networks`` really builds (every default filled in, ``to_dict()``), the image
+encoder's keyword arguments with their defaults, and the recipe with ``cosine_steps`` None replaced by
+``steps``. So two configs that describe the same network trained the same way share one run whether or
+not they write the defaults out (``kappa: 2.0, omega: 0.5`` written or left out).
+
+The rule for fields added later. Every dataclass field of ``RunConfig`` (bookkeeping aside), of
+``ModelConfig`` and every keyword of ``ImagePromptEncoder`` enters the hash by itself, none is listed by
+hand, so a new field changes the hash of *every* config, including those that leave it at its default:
+runs trained before it existed become stale (``csnet runs`` says so) instead of being silently reused
+by code that may train differently. That is the intended default. When a new field's default provably
+reproduces the old training exactly and old runs should stay valid, declare it with
+``dataclasses.field(default=..., metadata={HASH_OMIT_AT_DEFAULT: True})``: it is then left out of the
+hash while it equals its default (and that default must never change afterwards). Changing what the
+payload looks like bumps ``HASH_SCHEME``; changing how the training code turns an equal config into
+weights bumps ``TRAINING_VERSION``; both are inside the hashed payload.
 """
 from __future__ import annotations
 
@@ -26,7 +43,16 @@ from typing import Any, Mapping
 
 # Bumped when the training procedure changes in a way that changes the weights of an otherwise equal
 # config, so that stale runs in a store are not silently reused.
-TRAINING_VERSION = 1
+# 2 (issue 12): paired seeds (backbone drawn before the fusion modules, which have their own
+# generators), Gumbel noise on the scores' scale from its own generator, and the measured speed-ups
+# (fused channel LayerNorm, folded CSB while training, fused AdamW, foreach clipping).
+TRAINING_VERSION = 2
+
+SCHEDULES = ("cosine", "wsd")
+"""Learning-rate schedules after the linear warm-up: ``cosine`` to 0 at the cosine horizon (PromptIR),
+or ``wsd`` (warm-up, stable, decay): constant at ``lr``, then linear to 0 over the last
+``decay_fraction`` of ``steps``; the lr of a step in the stable phase does not depend on ``steps``, so runs
+at different budgets share their stable prefix (``csnet.train.lr_factor``)."""
 
 THREE_TASKS = ("denoise_15", "denoise_25", "denoise_50", "derain", "dehaze")
 
@@ -48,8 +74,10 @@ class Profile:
     batch_size: int  # global batch (split across ranks under torchrun)
     steps: int  # optimiser steps
     lr: float = 2e-4  # AdamW peak learning rate (PromptIR, CSNet)
-    warmup_steps: int = 0  # linear warm-up from 0 to ``lr``, then cosine
+    warmup_steps: int = 0  # linear warm-up from 0 to ``lr``, then ``schedule``
     cosine_steps: int | None = None  # cosine horizon; None = ``steps`` (PromptIR stops at 120 of 150)
+    schedule: str = "cosine"  # after warm-up: "cosine" or "wsd" (SCHEDULES); cosine until the recipe sweep
+    decay_fraction: float = 0.2  # wsd: the lr decays linearly to 0 over this last fraction of ``steps``
     tasks: tuple[str, ...] = THREE_TASKS  # training tasks (csnet.degrade keys)
     data_source: str = "corpus"  # "corpus", "dead_leaves", "mixed" or a PromptIR-layout root folder
     test_source: str = "corpus"  # where test images come from (same choices)
@@ -175,6 +203,8 @@ class RunConfig:
     lr: float
     warmup_steps: int
     cosine_steps: int | None  # cosine horizon; None = steps
+    schedule: str = "cosine"  # lr after warm-up: "cosine" or "wsd" (SCHEDULES)
+    decay_fraction: float = 0.2  # wsd: linear decay to 0 over this last fraction of steps (unused by cosine)
     weight_decay: float = 0.01  # AdamW decay (torch's default, which PromptIR keeps)
     grad_clip: float | None = 1.0  # max global gradient norm; None = no clipping
     contrastive_weight: float = 0.1  # weight of the prompt loss against L1 (unknown in the paper)
@@ -243,6 +273,8 @@ def run_config(profile: str | Profile, fusion: str = "hard_select", seed: int = 
         lr=prof.lr,
         warmup_steps=prof.warmup_steps,
         cosine_steps=prof.cosine_steps,
+        schedule=prof.schedule,
+        decay_fraction=prof.decay_fraction,
         text_encoder=prof.text_encoder,
         image_encoder=image_encoder,
         data_source=prof.data_source,
@@ -264,6 +296,40 @@ def run_config(profile: str | Profile, fusion: str = "hard_select", seed: int = 
     return cfg
 
 
+def study_config(profile: str | Profile, fusion: str, seed: int = 0, *, kappa: float | None = None,
+                 omega: float | None = None, tasks: tuple[str, ...] | None = None,
+                 text_encoder: str | None = None, **overrides) -> RunConfig:
+    """The config of the model the studies (notebooks 01–04) train for ``(profile, fusion, seed)``:
+    the profile's tasks and text encoder unless named, κ and ω (``kappa``, ``omega``; None: ModelConfig's
+    defaults, the notebooks' values) for every mechanism but ``none``, which has neither. ``overrides``
+    are ``run_config``'s. Because runs are identified by their resolved configuration, this is the same
+    run as ``run_config(profile, fusion, seed)`` whenever κ and ω are left at their defaults."""
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    model = dict(overrides.pop("model", None) or {})
+    if fusion != "none":
+        model.update({k: v for k, v in (("kappa", kappa), ("omega", omega)) if v is not None})
+    return run_config(prof, fusion, seed, tasks=tuple(tasks if tasks is not None else prof.tasks),
+                      text_encoder=text_encoder or prof.text_encoder,
+                      **({"model": model} if model else {}), **overrides)
+
+
+def restoration_is_pipeline_check(profile: str | Profile) -> bool:
+    """True when a model of ``profile`` restores photos only to show the pipeline runs: the profile's
+    numbers are not meaningful (smoke), or it is ``quick``, whose ~2-minute models are sized for the
+    suite's comparisons, not for restoring a user's photo. Unknown profiles (a run folder whose config
+    names none) count as a check too."""
+    if isinstance(profile, str):
+        if profile not in PROFILE_NAMES:
+            return True
+        profile = get_profile(profile)
+    return not profile.meaningful or profile.name == "quick"
+
+
+def decay_steps(steps: int, decay_fraction: float) -> int:
+    """How many of ``steps`` the wsd schedule spends decaying: round(decay_fraction · steps), at least 1."""
+    return max(1, int(decay_fraction * steps + 0.5))
+
+
 def validate_config(cfg: RunConfig) -> None:
     """Raise ``ValueError`` naming the field and the allowed values when ``cfg`` cannot be trained."""
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.patch_size < 8:
@@ -275,6 +341,16 @@ def validate_config(cfg: RunConfig) -> None:
         raise ValueError(f"warmup_steps must lie in [0, steps={cfg.steps}] (got {cfg.warmup_steps})")
     if cfg.cosine_steps is not None and cfg.cosine_steps < cfg.steps:
         raise ValueError(f"cosine_steps must be >= steps={cfg.steps} (got {cfg.cosine_steps})")
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"schedule {cfg.schedule!r} is not one of {SCHEDULES}")
+    if not 0.0 < cfg.decay_fraction <= 1.0:
+        raise ValueError(f"decay_fraction must lie in (0, 1] (got {cfg.decay_fraction})")
+    if cfg.schedule == "wsd" and cfg.cosine_steps is not None:
+        raise ValueError(f"cosine_steps ({cfg.cosine_steps}) is the cosine schedule's horizon; with schedule "
+                         "'wsd' set it to None (the decay is the last decay_fraction of steps)")
+    if cfg.schedule == "wsd" and cfg.warmup_steps > cfg.steps - decay_steps(cfg.steps, cfg.decay_fraction):
+        raise ValueError(f"warmup_steps ({cfg.warmup_steps}) runs into the decay, which starts at step "
+                         f"{cfg.steps - decay_steps(cfg.steps, cfg.decay_fraction)} of {cfg.steps}")
     if not 0.0 <= cfg.mask_noise <= 1.0:
         raise ValueError(f"mask_noise is a probability in [0, 1] (got {cfg.mask_noise})")
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -289,10 +365,89 @@ def validate_config(cfg: RunConfig) -> None:
         raise ValueError("checkpoint_every and log_every must be >= 1")
 
 
+# Version of the hashed payload's layout. 1: the fields as written; 2: the resolved configuration
+# (``resolved_config``) with this version inside it. Bumping it changes every run's hash.
+HASH_SCHEME = 2
+
+# Field metadata key: a field so marked is left out of the hash while it equals its default (see the
+# module docstring for when that is right).
+HASH_OMIT_AT_DEFAULT = "csnet_hash_omit_at_default"
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _omitted_at_default(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the fields of dataclass ``cls`` that opted out of the hash at their default."""
+    out = dict(values)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get(HASH_OMIT_AT_DEFAULT) and f.name in out:
+            if _plain(out[f.name]) == _plain(_field_default(f)):
+                del out[f.name]
+    return out
+
+
+def _floats_as_float(values: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Integers given where the default is a float become floats (``kappa: 2`` hashes as ``2.0``)."""
+    return {k: float(v) if isinstance(defaults.get(k), float) and isinstance(v, int) and not isinstance(v, bool)
+            else v for k, v in values.items()}
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: _field_default(f) for f in dataclasses.fields(cls)}
+
+
+def model_config(cfg: RunConfig):
+    """The ``csnet.models.ModelConfig`` that ``cfg`` trains: its ``model`` settings over ModelConfig's
+    defaults, with ``cfg.seed`` (unless the settings name another) and ``cfg.fusion``; exactly what
+    ``csnet.train.build_networks`` builds."""
+    from csnet.models import ModelConfig
+
+    return ModelConfig(**{"seed": cfg.seed, **dict(cfg.model), "fusion": cfg.fusion})
+
+
+def image_encoder_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    """``cfg.image_encoder`` over the defaults of ``csnet.prompts.ImagePromptEncoder``'s keywords."""
+    import inspect
+
+    from csnet.prompts import ImagePromptEncoder
+
+    params = inspect.signature(ImagePromptEncoder.__init__).parameters
+    defaults = {name: p.default for name, p in params.items()
+                if name != "self" and p.default is not inspect.Parameter.empty}
+    unknown = set(cfg.image_encoder) - set(params)
+    if unknown:
+        raise ValueError(f"unknown image_encoder settings {sorted(unknown)}; known: {sorted(defaults)}")
+    return _floats_as_float({**defaults, **dict(cfg.image_encoder)}, defaults)
+
+
+def resolved_config(cfg: RunConfig) -> dict[str, Any]:
+    """The configuration that defines the trained weights, every default filled in, JSON-ready:
+    the recipe fields of ``RunConfig`` (bookkeeping left out, ``cosine_steps`` None → ``steps``),
+    ``model`` as the full ``ModelConfig.to_dict()``, ``image_encoder`` with its defaults."""
+    from csnet.models import ModelConfig
+
+    data = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in BOOKKEEPING_FIELDS}
+    data = _omitted_at_default(RunConfig, _floats_as_float(data, _defaults(RunConfig)))
+    model = _floats_as_float(model_config(cfg).to_dict(), _defaults(ModelConfig))
+    data["model"] = _omitted_at_default(ModelConfig, model)
+    data["image_encoder"] = image_encoder_kwargs(cfg)
+    if data.get("cosine_steps") is None:
+        data["cosine_steps"] = cfg.steps
+    return _plain(data)
+
+
 def hashed_fields(cfg: RunConfig) -> dict[str, Any]:
-    """The fields that define the trained weights, JSON-ready, plus the training-code version."""
-    data = {k: v for k, v in cfg.to_dict().items() if k not in BOOKKEEPING_FIELDS}
+    """What the hash is taken over: ``resolved_config(cfg)`` plus the training-code version and the
+    hash-scheme version."""
+    data = resolved_config(cfg)
     data["training_version"] = TRAINING_VERSION
+    data["hash_scheme"] = HASH_SCHEME
     return data
 
 

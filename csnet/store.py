@@ -2,7 +2,8 @@
 
 A run lives at ``csnet.paths.runs_dir() / "<fusion>-<hash[:12]>"`` (root set by env ``CSNET_RUNS``)::
 
-    config.json              the RunConfig, its full hash, the training-code version
+    config.json              the RunConfig as written, its full hash, the training-code and hash-scheme
+                             versions
     train_log.csv            step, loss, l1, contrastive, lr, patches_per_s
     checkpoint-<8-digit step>.pt (+ .sha256) while training; removed once final.pt exists
     final.pt                 (+ .sha256) model, image encoder, text anchors, labels
@@ -13,6 +14,11 @@ A run lives at ``csnet.paths.runs_dir() / "<fusion>-<hash[:12]>"`` (root set by 
 ``get_or_train(cfg)`` loads a finished run, resumes a partial one, or trains a new one. A file lock on
 the folder means two processes asking for the same run never both train it: the second waits (saying
 who holds the lock) or, past its ``timeout``, raises ``RunLockedError`` naming the holder.
+
+A run is *stale* (``staleness``) when its stored config no longer hashes to its folder name (the hash
+scheme or a default changed, a field was added) or was trained by an older ``TRAINING_VERSION``: no
+config reaches it any more, so it only takes space. ``list_runs`` marks such runs and ``remove_run``
+deletes them (``csnet runs --remove-stale``).
 """
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ from torch import nn
 from csnet import paths
 from csnet.distributed import barrier, broadcast_object, setup
 from csnet.io import atomic_write
-from csnet.profiles import TRAINING_VERSION, RunConfig, config_hash, run_id
+from csnet.profiles import HASH_SCHEME, TRAINING_VERSION, RunConfig, config_hash, run_id
 from csnet.train import (
     FINAL_WEIGHTS,
     METRICS_FILE,
@@ -193,9 +199,14 @@ class Run:
         return torch.as_tensor(encoded, dtype=torch.float32, device=self.device)[0]
 
     def prompts(self, tasks: str | Sequence[str], source: str = "text", images: Any = None,
-                tile: int | None = None) -> torch.Tensor:
+                tile: int | str = "train") -> torch.Tensor:
         """(B, 512) prompts P_e: ``text`` = the anchors of the tasks' labels (P_t), ``image`` = the image
-        encoder's output for ``images`` (P_v; a (B,3,H,W) tensor or a list of H×W×3 arrays)."""
+        encoder's prompt of ``images`` (P_v; a (B,3,H,W) tensor or a list of H×W×3 arrays).
+
+        P_v is the L2-normalised mean of the encoder's output over tiles of ``tile``: by default
+        ``"train"``, the run's training patch size (the scale the encoder learnt); ``"whole"`` encodes
+        each image in one pass (the paper's test-time prompt); an int sets the side. Every test-time
+        P_v (``evaluate``, ``csnet restore``, the notebooks) comes from here."""
         from csnet.degrade import label_of
 
         tasks = [tasks] if isinstance(tasks, str) else list(tasks)
@@ -204,13 +215,15 @@ class Run:
         if source == "image":
             if images is None:
                 raise ValueError("prompts(source='image') needs images")
-            from csnet.evaluate import image_prompts
+            from csnet.evaluate import image_prompts, prompt_tile_side
 
-            return image_prompts(self.image_encoder, images, tile=tile, device=self.device)
+            side = prompt_tile_side(tile, self.config.patch_size)
+            return image_prompts(self.image_encoder, images, tile=side, device=self.device)
         raise ValueError(f"prompt source must be 'text' or 'image', got {source!r}")
 
-    def recognise(self, images: Any, tile: int | None = None) -> tuple[list[str], torch.Tensor]:
-        """The degradation label the image encoder recognises in each image, and its confidence."""
+    def recognise(self, images: Any, tile: int | str = "train") -> tuple[list[str], torch.Tensor]:
+        """The degradation label whose anchor is nearest each image's P_v (``prompts(source="image")``,
+        tiled as there), and its confidence."""
         from csnet.prompts import recognise
 
         visual = self.prompts([], source="image", images=images, tile=tile)
@@ -233,7 +246,8 @@ def _write_config(run_dir: Path, cfg: RunConfig) -> None:
         return
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps({"hash": full, "training_version": TRAINING_VERSION,
-                                   "config": cfg.to_dict()}, indent=2, sort_keys=True) + "\n")
+                                   "hash_scheme": HASH_SCHEME, "config": cfg.to_dict()},
+                                  indent=2, sort_keys=True) + "\n")
 
 
 def _load_finished(run_dir: Path, device: str | torch.device, repair: bool = False) -> Run | None:
@@ -300,17 +314,43 @@ def _size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
+def staleness(run_dir: str | os.PathLike) -> str:
+    """Why the run in ``run_dir`` is stale ('' when it is current): its stored config is unreadable by
+    this code, was trained by an older training version, or no longer hashes to the folder's name."""
+    run_dir = Path(run_dir)
+    try:
+        stored = json.loads((run_dir / CONFIG_FILE).read_text())
+        cfg = RunConfig.from_dict(stored["config"])
+        current = run_id(cfg)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"config unreadable by this code ({err})"
+    version = stored.get("training_version", 0)
+    if version < TRAINING_VERSION:
+        return f"training version {version} < current {TRAINING_VERSION}"
+    if current != run_dir.name:
+        return f"its config hashes to {current} now"
+    return ""
+
+
+LIST_COLUMNS = ["run", "fusion", "profile", "seed", "dim", "blocks", "patch", "batch", "steps", "steps_done",
+                "done", "stale", "tasks", "text_encoder", "final_loss", "final_l1", "train_seconds",
+                "patches_per_s", "size_mb", "path"]
+
+
 def list_runs(root: str | os.PathLike | None = None):
-    """One row per run folder in the store: id, fusion, config summary, steps done, metrics, size."""
+    """One row per run folder in the store: id, fusion, config summary, steps done, metrics, size, and
+    ``stale`` (why no config reaches the run any more; '' when current)."""
     import pandas as pd
 
     root = Path(root) if root is not None else paths.runs_dir()
     rows = []
     for folder in sorted(p for p in root.iterdir() if (p / CONFIG_FILE).exists()) if root.exists() else []:
+        stale = staleness(folder)
         try:
             cfg = RunConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text())["config"])
-        except (ValueError, KeyError, TypeError) as err:
-            warnings.warn(f"skipping {folder}: unreadable config ({err})", stacklevel=2)
+        except (ValueError, KeyError, TypeError):
+            rows.append({"run": folder.name, "stale": stale, "done": (folder / DONE_FILE).exists(),
+                         "size_mb": round(_size_mb(folder), 3), "path": str(folder)})
             continue
         metrics = {}
         if (folder / METRICS_FILE).exists():
@@ -330,6 +370,7 @@ def list_runs(root: str | os.PathLike | None = None):
             "steps": cfg.steps,
             "steps_done": steps_done,
             "done": done,
+            "stale": stale,
             "tasks": ",".join(cfg.tasks),
             "text_encoder": (metrics.get("text_encoder") or {}).get("model", cfg.text_encoder),
             "final_loss": metrics.get("final_loss", np.nan),
@@ -339,10 +380,17 @@ def list_runs(root: str | os.PathLike | None = None):
             "size_mb": round(_size_mb(folder), 3),
             "path": str(folder),
         })
-    columns = ["run", "fusion", "profile", "seed", "dim", "blocks", "patch", "batch", "steps", "steps_done",
-               "done", "tasks", "text_encoder", "final_loss", "final_l1", "train_seconds", "patches_per_s",
-               "size_mb", "path"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=LIST_COLUMNS)
+
+
+def find_run(name: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """The run folder called ``name`` in the store (or ``name`` itself when it is a run folder's path);
+    ``FileNotFoundError`` naming the store otherwise."""
+    root = Path(root) if root is not None else paths.runs_dir()
+    for candidate in (Path(name), root / str(name)):
+        if (candidate / CONFIG_FILE).exists():
+            return candidate
+    raise FileNotFoundError(f"no run {str(name)!r} in the store {root} (`csnet runs` lists them)")
 
 
 def remove_run(cfg_or_dir: RunConfig | str | os.PathLike) -> None:

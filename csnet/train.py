@@ -2,8 +2,9 @@
 
 The procedure (PromptIR / CSNet conventions, details the paper leaves open marked in ``RunConfig``):
 
-- AdamW at ``lr`` (2e-4), linear warm-up from 0, then cosine to 0 at ``cosine_steps`` (default: the
-  last step); global gradient-norm clipping.
+- AdamW at ``lr`` (2e-4), linear warm-up from 0, then (``schedule``) cosine to 0 at ``cosine_steps``
+  (default: the last step), or warm-up–stable–decay (constant, then linear to 0 over the last
+  ``decay_fraction`` of the steps); global gradient-norm clipping.
 - Loss = L1(restored, clean) + ``contrastive_weight`` × contrastive prompt loss. The image prompt
   encoder sees the degraded patch; its output P_v is pulled towards the text anchor P_t of the patch's
   degradation label (``csnet.prompts.contrastive_loss`` at ``temperature``). The restoration network
@@ -19,6 +20,13 @@ context, so the caller's RNG is untouched. A checkpoint holds model, image encod
 scheduler, scaler, step and RNG states; it is written atomically with a sha256 sidecar, and one whose
 sidecar is missing or wrong is reported and not trusted. A run killed at any point therefore resumes
 from its last valid checkpoint and ends with weights bit-identical to an uninterrupted run (CPU).
+
+Paired seeds. At one seed every mechanism starts from the same backbone (``csnet.models.build_model``)
+and the same image encoder, and sees the same batches (patches, tasks, degradation noise) in the same
+order: the data depend on ``(seed, step)`` only. Random draws that only some mechanisms make come from
+their own generators: ``hard_select``'s Gumbel noise (``CSNet.seed_noise``, re-seeded every step),
+``random_select``'s fixed subset (seeded at construction) and ``mask_noise``'s forced channels (a
+generator per step), so they never shift what the other mechanisms draw.
 
 Under ``torchrun`` each rank takes its slice of every global batch and DistributedDataParallel averages
 the gradients, so the update equals the single-process one (up to batch-norm statistics in the image
@@ -49,7 +57,7 @@ from torch import nn
 
 from csnet.distributed import DistInfo, barrier, broadcast_object, mean_over_ranks
 from csnet.io import atomic_write
-from csnet.profiles import RunConfig, config_hash, run_id
+from csnet.profiles import SCHEDULES, RunConfig, config_hash, decay_steps, run_id
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{8})\.pt$")
 FINAL_WEIGHTS = "final.pt"
@@ -63,10 +71,23 @@ KEEP_CHECKPOINTS = 2  # the newest valid ones; older ones are deleted after each
 # Schedule and data order
 
 
-def lr_factor(step: int, warmup_steps: int, horizon: int) -> float:
-    """Multiplier of the peak lr at optimiser step ``step`` (0-based): linear warm-up, then cosine."""
+def lr_factor(step: int, warmup_steps: int, horizon: int, schedule: str = "cosine", decay: int = 0) -> float:
+    """Multiplier of the peak lr at optimiser step ``step`` (0-based): linear warm-up over
+    ``warmup_steps``, then
+
+    - ``cosine``: cosine from 1 to 0 at ``horizon`` (PromptIR);
+    - ``wsd`` (warm-up, stable, decay): 1 until ``horizon - decay``, then linear to 0 at ``horizon``
+      (``horizon`` = the run's steps, ``decay`` = ``csnet.profiles.decay_steps``). A stable step's
+      factor does not depend on ``horizon``: runs at different budgets share their stable prefix.
+    """
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
+    if schedule == "wsd":
+        if decay < 1:
+            raise ValueError(f"the wsd schedule needs decay >= 1 steps, got {decay}")
+        return min(1.0, max(0.0, (horizon - step) / decay))
+    if schedule != "cosine":
+        raise ValueError(f"schedule {schedule!r} is not one of {SCHEDULES}")
     span = max(1, horizon - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / span)
     return 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -75,11 +96,18 @@ def lr_factor(step: int, warmup_steps: int, horizon: int) -> float:
 class _LrLambda:
     """Picklable schedule for ``LambdaLR`` (its state_dict stays plain data)."""
 
-    def __init__(self, warmup_steps: int, horizon: int):
-        self.warmup_steps, self.horizon = warmup_steps, horizon
+    def __init__(self, warmup_steps: int, horizon: int, schedule: str = "cosine", decay: int = 0):
+        self.warmup_steps, self.horizon, self.schedule, self.decay = warmup_steps, horizon, schedule, decay
 
     def __call__(self, step: int) -> float:
-        return lr_factor(step, self.warmup_steps, self.horizon)
+        return lr_factor(step, self.warmup_steps, self.horizon, self.schedule, self.decay)
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> "_LrLambda":
+        """The schedule ``cfg`` asks for."""
+        if cfg.schedule == "wsd":
+            return cls(cfg.warmup_steps, cfg.steps, "wsd", decay_steps(cfg.steps, cfg.decay_fraction))
+        return cls(cfg.warmup_steps, cfg.cosine_steps or cfg.steps)
 
 
 def _mix(*parts: int) -> int:
@@ -327,9 +355,10 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=_may_skip_parameters(self.pair, cfg, self.device),
             )
-        self.optimizer = torch.optim.AdamW(self.pair.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        horizon = cfg.cosine_steps or cfg.steps
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _LrLambda(cfg.warmup_steps, horizon))
+        # fused: one kernel for all parameters instead of a Python loop of ~10 ops per tensor (CPU and CUDA)
+        self.optimizer = torch.optim.AdamW(self.pair.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                           fused=True)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _LrLambda.of(cfg))
         self.amp_dtype = _amp_dtype(cfg, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
@@ -391,6 +420,7 @@ class Trainer:
         clean = batch["clean"].to(self.device, non_blocking=True).contiguous(memory_format=memory)
         targets = self.task_to_label[torch.as_tensor(batch["task_index"], dtype=torch.long)].to(self.device)
         prompt = self.anchors[targets]  # (B, 512): P_e = P_t during training
+        self.model.seed_noise(_mix(self.cfg.seed, step, self.dist.rank, 0x6E015E))  # own stream per step
         forced = self._forced_channels(step, prompt)
         force = self.model.force_channels(forced) if forced is not None else contextlib.nullcontext()
         autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
@@ -407,7 +437,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         if self.cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.pair.parameters(), self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.pair.parameters(), self.cfg.grad_clip, foreach=True)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()

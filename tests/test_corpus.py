@@ -30,11 +30,29 @@ def test_at_least_30_photos_with_the_documented_split():
     assert all(e.available and e.status == "ok" for e in entries)
     test = {e.name for e in entries if e.split == "test"}
     train = {e.name for e in entries if e.split == "train"}
+    val = {e.name for e in entries if e.split == "val"}
     assert SPORCO <= test and len(test - SPORCO) >= 2
     assert test == {"kodim23", "monarch", "sail", "tulips", "barbara", "chelsea", "rocket"}
     assert len(train) >= 20 and not test & train
-    assert {e.split for e in entries} == {"train", "test"}
+    assert {e.split for e in entries} == {"train", "val", "test"} == set(corpus.SPLITS)
     assert corpus.photo_names("test") == [n for n in names if n in test]
+    assert corpus.photo_names("val") == [n for n in names if n in val]
+
+
+def test_the_validation_photos_are_fixed_train_photos_with_a_reason():
+    assert list(corpus.VALIDATION_PHOTOS) == ["coffee", "china", "imagenet_05_853", "imagenet_09_455",
+                                              "imagenet_16_251"]
+    assert all(len(reason) > 10 for reason in corpus.VALIDATION_PHOTOS.values())
+    assembled = {row[0]: row[7] for row in corpus._PHOTOS}
+    assert {assembled[name] for name in corpus.VALIDATION_PHOTOS} == {"train"}  # never a test photo
+    splits = {s: set(corpus.photo_names(s)) for s in corpus.SPLITS}
+    assert splits["val"] == set(corpus.VALIDATION_PHOTOS)
+    assert (len(splits["train"]), len(splits["val"]), len(splits["test"])) == (23, 5, 7)
+    assert not splits["train"] & splits["val"] and not splits["train"] & splits["test"]
+    assert not splits["val"] & splits["test"]
+    assert set().union(*splits.values()) == set(corpus.photo_names())
+    assert list(corpus.photos("val")) == corpus.photo_names("val")
+    assert {"motorcycle_left", "motorcycle_right"} <= splits["train"]  # the stereo pair stays together
 
 
 def test_entries_describe_their_files_exactly():
@@ -64,7 +82,7 @@ def test_photos_are_rgb_floats_and_load_photo_returns_a_private_copy():
 def test_unknown_names_and_splits_are_refused():
     with pytest.raises(ValueError, match=r"no corpus photo named 'lena'.*astronaut"):
         corpus.load_photo("lena")
-    with pytest.raises(ValueError, match="the splits are train, test"):
+    with pytest.raises(ValueError, match="the splits are train, val, test"):
         corpus.photos("validation")
 
 

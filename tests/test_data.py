@@ -188,6 +188,9 @@ def test_patches_come_from_train_photos_only(monkeypatch):
         dataset[index]
     assert len(used) == 40 and len(set(used)) > 10
     assert set(used) <= set(photo_names("train"))
+    assert not set(used) & (set(photo_names("val")) | set(photo_names("test")))
+    held_out = set(photo_names("val")) | set(photo_names("test"))
+    assert not held_out & set(dataset._photo_names) and len(dataset._photo_names) == 23
 
 
 def test_the_task_mix_is_balanced_by_repetition():
@@ -306,7 +309,7 @@ def test_corpus_test_set_is_cropped_degraded_and_cached(own_cache, monkeypatch):
         np.testing.assert_array_equal(image.degraded, expected)
     sail = load_photo("sail")  # 512×768: the centre 64×64
     np.testing.assert_array_equal(images[photo_names("test").index("sail")].clean, sail[224:288, 352:416])
-    folder = own_cache / "testsets" / "corpus" / "derain_seed0_side64_v1"
+    folder = own_cache / "testsets" / "corpus" / "derain_test_seed0_side64_v1"
     assert (folder / "sail.json").is_file() and (folder / "sail.degraded.npy").is_file()
 
     def no_degrading(*args, **kwargs):
@@ -340,7 +343,7 @@ def test_seeds_are_per_image_and_stable_under_max_images():
 
 def test_a_corrupt_cache_file_is_rebuilt(own_cache):
     original = test_set("haze+rain", max_side=32, max_images=3)
-    folder = own_cache / "testsets" / "corpus" / "haze+rain_seed0_side32_v1"
+    folder = own_cache / "testsets" / "corpus" / "haze+rain_test_seed0_side32_v1"
     (folder / "rocket.degraded.npy").write_bytes(b"\x93NUMPY garbage")
     (folder / "chelsea.clean.png").write_bytes(b"")
     (folder / "kodim23.json").write_text("{ not json")
@@ -349,6 +352,20 @@ def test_a_corrupt_cache_file_is_rebuilt(own_cache):
         np.testing.assert_array_equal(a.degraded, b.degraded)
         np.testing.assert_array_equal(a.clean, b.clean)
     assert np.load(folder / "rocket.degraded.npy").shape == original[1].degraded.shape
+
+
+def test_a_validation_set_holds_only_the_validation_photos(own_cache):
+    val = test_set("denoise_25", max_side=32, split="val")
+    assert [im.name for im in val] == photo_names("val") == ["coffee", "china", "imagenet_05_853",
+                                                             "imagenet_09_455", "imagenet_16_251"]
+    np.testing.assert_array_equal(val[1].clean, crop_multiple(load_photo("china")[197:229, 304:336], 16))
+    test = test_set("denoise_25", max_side=32)
+    assert not {im.name for im in val} & {im.name for im in test}
+    assert (own_cache / "testsets" / "corpus" / "denoise_25_val_seed0_side32_v1" / "china.json").is_file()
+    leaves_val = test_set("derain", source="dead_leaves", max_images=1, split="val")
+    leaves_test = test_set("derain", source="dead_leaves", max_images=1)
+    assert leaves_val[0].name == "dead_leaves_val_00" and leaves_test[0].name == "dead_leaves_00"
+    assert not np.array_equal(leaves_val[0].clean, leaves_test[0].clean)
 
 
 def test_dead_leaves_test_set():
@@ -382,6 +399,10 @@ def test_test_set_arguments_are_checked(tree):
         test_set("derain", max_side=8)
     with pytest.raises(ValueError, match="max_images"):
         test_set("derain", max_images=0)
+    with pytest.raises(ValueError, match=r"split must be one of \('test', 'val'\).*'train'"):
+        test_set("derain", split="train")
+    with pytest.raises(ValueError, match="no 'val' split, only 'test'"):
+        test_set("derain", source=tree, split="val")
     with pytest.raises(FileNotFoundError, match="Expected PromptIR's layout"):
         test_set("derain", source=tree / "missing")
     _save(tree / "test" / "denoise" / "bsd68" / "tiny.png", _scene(0, 10, 40))

@@ -129,6 +129,7 @@ def test_evaluate_returns_the_tidy_table(tiny_run):
     assert (table["prompt_source"] == "image").all() and table["forced"].isna().all()
     assert (table["run"] == tiny_run.id).all() and (table["fusion"] == "hard_select").all()
     assert (table["height"] <= 32).all()
+    assert (table["split"] == "test").all() and (table["prompt_tile"] == 16).all()
 
     text = evaluate(tiny_run, ["derain"], prompt_source="text", max_images=1, max_side=32)
     forced = evaluate(tiny_run, ["derain"], prompt_source="text", force="noise", max_images=1, max_side=32)
@@ -138,6 +139,18 @@ def test_evaluate_returns_the_tidy_table(tiny_run):
     assert summarise(table)["images"].tolist() == [2, 2]
     accuracy = recognition_accuracy(table)
     assert set(accuracy["label"]) == {"noise", "rain"} and accuracy["accuracy"].between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_evaluate_on_the_validation_split_uses_the_validation_photos(tiny_run):
+    from csnet.corpus import photo_names
+
+    val = evaluate(tiny_run, ["denoise_25"], max_images=2, max_side=32, split="val")
+    assert val["image"].tolist() == photo_names("val")[:2] and (val["split"] == "val").all()
+    test = evaluate(tiny_run, ["denoise_25"], max_images=2, max_side=32)
+    assert test["image"].tolist() == photo_names("test")[:2] and (test["split"] == "test").all()
+    with pytest.raises(ValueError, match="split must be one of"):
+        evaluate(tiny_run, ["denoise_25"], max_images=1, split="train")
 
 
 def test_evaluate_names_bad_arguments():

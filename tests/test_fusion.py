@@ -206,3 +206,87 @@ def test_reading_and_forcing_need_a_selecting_mechanism():
             pass
     partial = tiny("hard_select", fusion_sites=("bottleneck_fusion",))
     assert set(partial.selected_channels(prompt)) == {"bottleneck_fusion"}
+
+
+# --- how the selection block starts (ModelConfig.selection_start) ------------------------------------
+
+
+@pytest.mark.parametrize("name", SELECTING)
+def test_identity_start_is_the_identity_at_initialisation_and_learns(name):
+    cfg = ModelConfig.tiny(fusion=name, selection_start="identity", bias=True)
+    fusion = FUSIONS[name].from_config(16, cfg, "skip_fusion_level2").train()
+    features = torch.randn(2, 16, 9, 11, requires_grad=True)
+    _, prompt = inputs()
+    out = fusion(features, prompt)
+    assert torch.equal(out, features)
+    out.square().sum().backward()
+    assert fusion.channel_contraction.weight.grad.abs().sum() > 0  # the residual branch starts learning
+
+
+@pytest.mark.parametrize("name", SELECTING)
+def test_identity_start_whole_network_equals_none_at_initialisation(name):
+    """With paired seeds the backbone is the same, so identity-start selection blocks make the whole
+    network compute exactly what `none` computes at step 0."""
+    image, prompt = inputs()
+    with torch.no_grad():
+        plain = tiny("none")(image, prompt)
+        assert torch.equal(tiny(name, selection_start="identity")(image, prompt), plain)
+        assert not torch.allclose(tiny(name)(image, prompt), plain, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", SELECTING)
+def test_projection_start_is_not_the_identity(name):
+    cfg = ModelConfig.tiny(fusion=name)
+    assert cfg.selection_start == "projection"  # the default until the sweep chooses
+    fusion = FUSIONS[name].from_config(16, cfg, "skip_fusion_level2").eval()
+    features = torch.randn(4, 16, 9, 11)
+    _, prompt = inputs(batch=4)
+    with torch.no_grad():
+        out = fusion(features, prompt)
+    assert (out - features).norm() > 0.5 * features.norm()
+
+
+def test_selection_start_is_checked_by_name():
+    with pytest.raises(ValueError, match="selection_start 'zero' is not one of \\('projection', 'identity'\\)"):
+        ModelConfig.tiny(selection_start="zero")
+
+
+# --- the Gumbel estimator's noise scale (ModelConfig.gumbel_scale) ---------------------------------------
+
+
+def _kept_with_noise(fusion: HardSelect, prompt: torch.Tensor, draws: int = 20) -> float:
+    """Mean fraction of the noiseless Top-K that the noisy Top-K keeps, over ``draws`` noise draws."""
+    with torch.no_grad():
+        clean = fusion.eval().channel_weights(prompt)
+        fusion.train().seed_noise(0)
+        kept = [(fusion.channel_weights(prompt) * clean).sum(dim=1) / fusion.keep for _ in range(draws)]
+    return float(torch.stack(kept).mean())
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_default_gumbel_noise_keeps_most_of_the_top_k_at_initialisation(site, monkeypatch):
+    cfg = ModelConfig.small(fusion="hard_select", estimator="gumbel")
+    fusion = build_model(cfg).fusion_sites[site].fusion
+    _, prompt = inputs(batch=16)
+    assert _kept_with_noise(fusion, prompt) >= 0.70
+    # the old noise, unit-scale Gumbel whatever the scores' spread, leaves the masks close to random
+    monkeypatch.setattr(HardSelect, "noise_scale", lambda self, scores: torch.ones(scores.shape[0], 1))
+    assert _kept_with_noise(fusion, prompt) < 0.60
+
+
+def test_gumbel_noise_scales_with_the_scores():
+    """Scaling the CSL's weights (and so the scores) changes nothing about which channels the noise picks."""
+    fusion = HardSelect(16, estimator="gumbel")
+    _, prompt = inputs(batch=4)
+    fusion.train().seed_noise(3)
+    before = fusion.channel_weights(prompt)
+    with torch.no_grad():
+        fusion.channel_selection_layer.weight.mul_(32.0)
+        fusion.channel_selection_layer.bias.mul_(32.0)
+    fusion.seed_noise(3)
+    assert torch.equal(fusion.channel_weights(prompt), before)
+
+
+def test_gumbel_scale_must_be_positive():
+    with pytest.raises(ValueError, match="gumbel_scale must be > 0"):
+        ModelConfig.tiny(gumbel_scale=0.0)

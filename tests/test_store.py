@@ -160,3 +160,68 @@ def test_remove_run_deletes_the_folder(tmp_path):
     (folder / "config.json").write_text("{}")
     store.remove_run(folder)
     assert not folder.exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Stale runs (issue 17.1) and where the store lives (issue 16.1)
+
+
+def _fake_run(root: Path, cfg, training_version=None, name=None) -> Path:
+    """A run folder holding only config.json, as ``_write_config`` writes it (optionally aged)."""
+    folder = root / (name or store.run_id(cfg))
+    folder.mkdir(parents=True)
+    store._write_config(folder, cfg)
+    if training_version is not None or name is not None:
+        data = json.loads((folder / "config.json").read_text())
+        data["training_version"] = training_version if training_version is not None else data["training_version"]
+        (folder / "config.json").write_text(json.dumps(data))
+    return folder
+
+
+def test_stale_runs_are_marked_and_removed_by_the_command(tmp_path, capsys):
+    from csnet.cli import main
+    from csnet.profiles import TRAINING_VERSION
+
+    root = tmp_path / "runs"
+    current = _fake_run(root, run_config("smoke", seed=0))
+    older = _fake_run(root, run_config("smoke", seed=1), training_version=TRAINING_VERSION - 1)
+    renamed = _fake_run(root, run_config("smoke", seed=2), name="hard_select-000000000000")  # old scheme's name
+    assert json.loads((current / "config.json").read_text())["hash_scheme"] == store.HASH_SCHEME
+    assert store.staleness(current) == ""
+    assert "training version" in store.staleness(older)
+    assert "hashes to hard_select-" in store.staleness(renamed)
+    table = list_runs(root).set_index("run")
+    assert table.loc[current.name, "stale"] == "" and table.loc[older.name, "stale"] != ""
+
+    assert main(["runs", "--root", str(root)]) == 0
+    shown = capsys.readouterr().out
+    assert "2 stale run(s)" in shown and "csnet runs --remove-stale" in shown and older.name in shown
+    assert main(["runs", "--root", str(root), "--remove-stale"]) == 0
+    assert current.exists() and not older.exists() and not renamed.exists()
+    assert main(["runs", "--root", str(root), "--remove", "no-such-run"]) == 2
+    assert "no run 'no-such-run'" in capsys.readouterr().err
+    assert main(["runs", "--root", str(root), "--remove", current.name]) == 0
+    assert not current.exists()
+
+
+def test_store_defaults_to_the_user_cache(monkeypatch, tmp_path):
+    from csnet import paths
+
+    for name in ("CSNET_RUNS", "CSNET_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert paths.runs_root() == tmp_path / "home" / ".cache" / "csnet" / "runs"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert paths.runs_root() == tmp_path / "xdg" / "csnet" / "runs"
+    monkeypatch.setenv("CSNET_CACHE", str(tmp_path / "cache"))
+    assert paths.runs_root() == tmp_path / "cache" / "runs"
+    monkeypatch.setenv("CSNET_RUNS", str(tmp_path / "elsewhere"))
+    assert paths.runs_dir() == tmp_path / "elsewhere" and (tmp_path / "elsewhere").is_dir()
+
+
+def test_tests_never_use_the_real_user_cache():
+    from csnet import paths
+
+    real = [Path.home() / ".cache"] + ([Path(os.environ["XDG_CACHE_HOME"])] if "XDG_CACHE_HOME" in os.environ else [])
+    for where in (paths.runs_root(), paths.cache_dir()):
+        assert not any(where.resolve().is_relative_to(r.resolve()) for r in real), where

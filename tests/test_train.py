@@ -36,6 +36,39 @@ def test_lr_warms_up_linearly_then_follows_a_cosine_to_zero():
     assert lr_factor(5, warmup_steps=0, horizon=10) == pytest.approx(0.5)
 
 
+def test_wsd_warms_up_holds_then_decays_linearly_to_zero():
+    factors = [lr_factor(s, warmup_steps=4, horizon=20, schedule="wsd", decay=5) for s in range(20)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert factors[4:15] == [1.0] * 11
+    assert factors[15:] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
+    with pytest.raises(ValueError, match="schedule 'step' is not one of"):
+        lr_factor(5, warmup_steps=0, horizon=10, schedule="step")
+
+
+def _learning_rates(cfg) -> list[float]:
+    """The lr of every optimiser step the trainer's scheduler gives ``cfg``."""
+    from csnet.train import _LrLambda
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _LrLambda.of(cfg))
+    rates = []
+    for _ in range(cfg.steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_wsd_runs_at_different_budgets_share_their_stable_prefix():
+    short, long = (_learning_rates(run_config("smoke", schedule="wsd", steps=steps, warmup_steps=10,
+                                              lr=1e-3, decay_fraction=0.2)) for steps in (100, 300))
+    assert short[:80] == long[:80]  # warm-up and stable phase: the same lr step for step
+    assert short[9:80] == [1e-3] * 71 and short[80] == pytest.approx(1e-3) and short[-1] == pytest.approx(5e-5)
+    assert long[100:240] == [1e-3] * 140 and long[-1] == pytest.approx(1e-3 / 60)
+    cosine = [_learning_rates(run_config("smoke", steps=steps, warmup_steps=10, lr=1e-3)) for steps in (100, 300)]
+    assert cosine[0][20] != cosine[1][20]  # the cosine's lr at a step depends on the budget
+
+
 def test_step_batches_are_a_function_of_seed_and_step():
     full = StepBatches(length=10, batch_size=4, seed=7, start_step=0, steps=6)
     batches = list(full)
@@ -155,7 +188,8 @@ RESUMABLE = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_resume_after_sigkill_gives_bit_identical_weights(tmp_path):
-    cfg = tiny_config(steps=10, checkpoint_every=3, mask_noise=0.3)  # dropout, forced channels, BN
+    cfg = tiny_config(steps=10, checkpoint_every=3, mask_noise=0.3,  # dropout, forced channels, BN, Gumbel
+                      model={"dim": 8, "heads": (1, 1, 1, 1), "estimator": "gumbel"})
     script = tmp_path / "resumable.py"
     script.write_text(RESUMABLE)
     base = dict(os.environ, OMP_NUM_THREADS="1", RUN_CONFIG=json.dumps(cfg.to_dict()))

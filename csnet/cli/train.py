@@ -29,8 +29,9 @@ def add_parser(subparsers) -> None:
     evaluate = subparsers.add_parser(
         "eval", help="evaluate a trained run: per-image PSNR/SSIM CSV and per-task means",
         description="Evaluate the run of a profile/fusion/seed (trained first if needed) on the "
-                    "profile's test images; writes one row per (task, image) to -o and prints the "
-                    "per-task means.")
+                    "profile's test images, or with --test-root on your standard test sets (BSD68, "
+                    "Rain100L, SOTS-outdoor … in PromptIR's layout), whole images, per image; writes one "
+                    "row per (task, image) to -o and prints the per-task means.")
     _run_arguments(evaluate)
     evaluate.add_argument("--prompt", choices=("text", "image"), default="image",
                           help="prompt given to the network: text anchor P_t or image prompt P_v (default: "
@@ -41,6 +42,10 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--max-images", type=int, default=None, help="per task (default: the profile's)")
     evaluate.add_argument("--max-side", type=int, default=None, help="(default: the profile's)")
     evaluate.add_argument("--tile", type=int, default=None, help="tiled inference with this tile side")
+    evaluate.add_argument("--test-root", default=None, metavar="DIR",
+                          help="a folder in PromptIR's layout (test/denoise/bsd68, test/derain/Rain100L, "
+                               "test/dehaze …): score the run on the standard test sets it holds, whole "
+                               "images, with the field's metric protocol (any profile)")
     evaluate.add_argument("-o", "--output", default=None, metavar="CSV", help="per-image table (CSV)")
     evaluate.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     evaluate.set_defaults(func=_eval)
@@ -63,9 +68,17 @@ def add_parser(subparsers) -> None:
                          help="use this degradation label's text prompt instead of the recognised one")
     restore.set_defaults(func=_restore)
 
-    runs = subparsers.add_parser("runs", help="list the run store",
-                                 description="One line per run: fusion, config, steps done, metrics, size.")
-    runs.add_argument("--root", default=None, help="store root (default: CSNET_RUNS or .cache/runs)")
+    runs = subparsers.add_parser(
+        "runs", help="list (or remove) runs in the store",
+        description="One line per run: fusion, config, steps done, metrics, size, and whether it is stale "
+                    "(no config reaches it any more: an older training version or hash scheme). The store "
+                    "is CSNET_RUNS, else <CSNET_CACHE>/runs, else $XDG_CACHE_HOME/csnet/runs or "
+                    "~/.cache/csnet/runs.")
+    runs.add_argument("--root", default=None,
+                      help="store root (default: CSNET_RUNS, else the user cache's csnet/runs)")
+    runs.add_argument("--remove", nargs="+", default=None, metavar="RUN",
+                      help="delete these runs (ids as listed, or run folders)")
+    runs.add_argument("--remove-stale", action="store_true", help="delete every stale run")
     runs.add_argument("-o", "--output", default=None, metavar="CSV", help="also write the table as CSV")
     runs.set_defaults(func=_runs)
 
@@ -117,14 +130,15 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def _config(args: argparse.Namespace):
-    from csnet.profiles import get_profile, run_config
+    """The study's config of (profile, fusion, seed): the very run notebooks 01–04 train and reuse."""
+    from csnet.profiles import get_profile, study_config
 
     profile = get_profile(args.profile, data_root=args.data_root)
     overrides = parse_overrides(args.overrides)
     if getattr(args, "steps", None) is not None:
         overrides["steps"] = args.steps
         overrides.setdefault("warmup_steps", min(profile.warmup_steps, args.steps))
-    return profile, run_config(profile, fusion=args.fusion, seed=args.seed, **overrides)
+    return profile, study_config(profile, args.fusion, args.seed, **overrides)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -161,12 +175,26 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         profile, cfg = _config(args)
         tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else list(cfg.tasks)
+        if args.test_root:
+            from csnet.benchmarks import tasks_to_score
+
+            if args.force or args.max_images is not None or args.max_side is not None:
+                return _fail("eval", "--test-root scores whole standard test sets; drop --force, "
+                                     "--max-images and --max-side")
+            scored = tasks_to_score(args.test_root, tasks)  # checked before any training
+            skipped = [t for t in tasks if t not in scored]
         run = get_or_train(cfg, progress=args.progress)
-        table = evaluate(
-            run, tasks, prompt_source=args.prompt, force=args.force, test_source=profile.test_source,
-            max_images=args.max_images if args.max_images is not None else profile.test_max_images,
-            max_side=args.max_side if args.max_side is not None else profile.test_max_side,
-            tile=args.tile, progress=args.progress)
+        if args.test_root:
+            from csnet.benchmarks import evaluate_test_root
+
+            table = evaluate_test_root(run, args.test_root, scored, prompt_source=args.prompt, tile=args.tile,
+                                       progress=args.progress)
+        else:
+            table = evaluate(
+                run, tasks, prompt_source=args.prompt, force=args.force, test_source=profile.test_source,
+                max_images=args.max_images if args.max_images is not None else profile.test_max_images,
+                max_side=args.max_side if args.max_side is not None else profile.test_max_side,
+                tile=args.tile, progress=args.progress)
     except (ValueError, FileNotFoundError, RunLockedError) as err:
         return _fail("eval", err)
     if args.output:
@@ -175,9 +203,13 @@ def _eval(args: argparse.Namespace) -> int:
         with atomic_write(args.output) as tmp:
             table.to_csv(tmp, index=False)
         print(f"per-image table: {args.output}")
-    summary = summarise(table)
-    note = "" if profile.meaningful else "  (smoke profile: numbers not meaningful)"
-    print(f"run {run.dir.name} ({run.fusion}, seed {run.seed}), prompt {args.prompt}{note}")
+    summary = summarise(table, by=("benchmark", "task") if args.test_root else ("task",))
+    note = "" if profile.meaningful else f"  ({profile.name} profile: numbers not meaningful)"
+    print(f"run {run.dir.name} ({run.fusion}, seed {run.seed}, profile {profile.name}), "
+          f"prompt {args.prompt}{note}")
+    if args.test_root:
+        print(f"standard test sets under {args.test_root}, whole images"
+              + (f"; not in the tree, skipped: {', '.join(skipped)}" if skipped else ""))
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 
@@ -185,7 +217,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     import torch
 
-    from csnet.evaluate import image_prompts, restore_image
+    from csnet.evaluate import restore_image
     from csnet.io import read_image, write_image
     from csnet.prompts import recognise
     from csnet.store import Run, RunLockedError, get_or_train
@@ -208,7 +240,7 @@ def _restore(args: argparse.Namespace) -> int:
         tile = DEFAULT_TILE if height * width > DEFAULT_TILE_ABOVE_MP * 1e6 else None
     else:
         tile = args.tile or None
-    visual = image_prompts(run.image_encoder, [image], tile=tile)
+    visual = run.prompts([], source="image", images=[image])  # P_v over training-size tiles
     pred, confidence = recognise(visual, run.anchors)
     recognised = run.labels[int(pred[0])]
     if args.prompt_label:
@@ -220,21 +252,63 @@ def _restore(args: argparse.Namespace) -> int:
     write_image(args.output, restored)
     print(f"recognised degradation: {recognised} (confidence {float(confidence[0]):.3f})")
     print(f"restored {width}×{height} with run {run.dir.name} → {args.output}")
+    print(describe_run(run))
     return 0
 
 
-def _runs(args: argparse.Namespace) -> int:
-    from csnet.store import list_runs
+def describe_run(run) -> str:
+    """What a restoration used: the run, its profile, how long it was trained, and whether its output
+    is only a pipeline check (``csnet.profiles.restoration_is_pipeline_check``)."""
+    from csnet.profiles import restoration_is_pipeline_check
 
-    table = list_runs(args.root)
+    cfg = run.config
+    done = run.metrics.get("steps_done", cfg.steps)
+    seconds = run.metrics.get("train_seconds")
+    trained = f"{done} of {cfg.steps} steps" + (f" ({seconds:.0f} s)" if seconds is not None else "")
+    line = (f"run {run.id}: profile {cfg.profile or '(not recorded)'}, fusion {cfg.fusion}, seed {cfg.seed}, "
+            f"trained {trained}, {'trained just now' if run.trained_now else 'reused from the store'}; "
+            f"folder {run.dir}")
+    if restoration_is_pipeline_check(cfg.profile):
+        line += (f"\nnote: {cfg.profile or 'this'} models are too small or too briefly trained for real "
+                 "restoration: this output is a pipeline check, not a result (use --profile cpu or paper)")
+    return line
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from csnet import paths
+    from csnet.store import find_run, list_runs, remove_run
+
+    root = Path(args.root) if args.root else paths.runs_root()
+    if args.remove or args.remove_stale:
+        try:
+            targets = [find_run(name, root) for name in args.remove or []]
+        except FileNotFoundError as err:
+            return _fail("runs", err)
+        if args.remove_stale:
+            table = list_runs(root)
+            targets += [Path(p) for p in table.loc[table["stale"] != "", "path"]]
+        for folder in dict.fromkeys(targets):
+            remove_run(folder)
+            print(f"removed {folder}")
+        if not targets:
+            print("nothing to remove")
+        return 0
+    table = list_runs(root)
     if table.empty:
-        print("no runs in the store")
+        print(f"no runs in the store {root}")
         return 0
     if args.output:
         from csnet.io import atomic_write
 
         with atomic_write(args.output) as tmp:
             table.to_csv(tmp, index=False)
-    shown = table.drop(columns=["path"])
+    shown = table.drop(columns=["path"]).assign(stale=table["stale"].map(lambda r: "STALE" if r else ""))
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"store: {root}")
+    stale = table[table["stale"] != ""]
+    if len(stale):
+        print(f"{len(stale)} stale run(s), no config reaches them any more:")
+        for _, row in stale.iterrows():
+            print(f"  {row['run']}: {row['stale']}")
+        print("remove them with `csnet runs --remove-stale` (or `csnet runs --remove RUN …`)")
     return 0

@@ -22,24 +22,16 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from csnet.models.config import ESTIMATORS, FUSION_NAMES, SELECTION_STARTS, ModelConfig
 from csnet.models.restormer import SITE_LEVEL, ChannelLayerNorm
 
-if TYPE_CHECKING:
-    from csnet.models.network import ModelConfig
-
-ESTIMATORS = ("straight_through", "gumbel")
 ForcedChannels = Union[torch.Tensor, str]  # indices (K,) or (B, K) into the κĈ channels, "all", "all_scaled"
-
-
-def site_channels(cfg: "ModelConfig", site: str) -> int:
-    """Ĉ, the channel count of the features at a site: C, 2C, 4C, 8C."""
-    return cfg.dim * 2 ** SITE_LEVEL[site]
 
 
 def expanded_channels(channels: int, kappa: float) -> int:
@@ -64,7 +56,7 @@ class NoFusion(nn.Module):
         return features
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "NoFusion":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "NoFusion":
         return cls()
 
 
@@ -99,7 +91,7 @@ class ImplicitPrompt(nn.Module):
         return self.reduce(torch.cat([features, mixed], dim=1))  # (B, Ĉ, H, W)
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "ImplicitPrompt":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "ImplicitPrompt":
         return cls(channels, cfg.implicit_prompt_len, cfg.implicit_prompt_size, cfg.bias)
 
 
@@ -118,7 +110,7 @@ class ChannelAttention(nn.Module):
         return features * weights[:, :, None, None]
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "ChannelAttention":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "ChannelAttention":
         return cls(channels, cfg.prompt_dim)
 
 
@@ -154,7 +146,7 @@ class CrossAttention(nn.Module):
         return features + self.project_out(attended)
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "CrossAttention":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "CrossAttention":
         return cls(channels, cfg.prompt_dim, cfg.heads[SITE_LEVEL[site]], cfg.cross_attention_tokens, cfg.bias)
 
 
@@ -197,6 +189,12 @@ class ChannelSelectionBlock(nn.Module, abc.ABC):
     mask form keeps channel identities, which reading and forcing channels (Table I) need. The paper
     leaves κ, ω and γ open (``ModelConfig`` defaults are ours).
 
+    ``start`` (``ModelConfig.selection_start``): ``"projection"`` is the block as the figure draws it,
+    F̃_n = PIFM(CC(F_s)), which at initialisation is a random projection of its input; ``"identity"``
+    puts the same block on a residual path, F + PIFM(CC(F_s)), with CC's weights (and bias) zero, so the
+    block is the identity on its input at initialisation, like ``none``'s skip paths (ours: the paper
+    does not say how the block starts).
+
     ``selection_probe`` (an ``nn.Identity``) sees the weighted expanded channels F_s (B, κĈ, H, W).
     ``forced_mask`` is a non-persistent buffer, None unless ``CSNet.force_channels`` sets it.
     """
@@ -204,14 +202,21 @@ class ChannelSelectionBlock(nn.Module, abc.ABC):
     uses_prompt = True
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
-                 gamma: float = 4.0, bias: bool = False):
+                 gamma: float = 4.0, bias: bool = False, start: str = "projection"):
         super().__init__()
+        if start not in SELECTION_STARTS:
+            raise ValueError(f"selection start {start!r} is not one of {SELECTION_STARTS}")
         self.channels = channels
+        self.start = start
         self.expanded = expanded_channels(channels, kappa)  # κĈ
         self.keep = kept_channels(channels, kappa, omega)  # K
         self.channel_expansion = nn.Conv2d(channels, self.expanded, kernel_size=1, bias=bias)  # FASM's CE
         self.selection_probe = nn.Identity()
         self.channel_contraction = nn.Conv2d(self.expanded, channels, kernel_size=1, bias=bias)  # FEM's CC
+        if start == "identity":
+            nn.init.zeros_(self.channel_contraction.weight)
+            if self.channel_contraction.bias is not None:
+                nn.init.zeros_(self.channel_contraction.bias)
         self.pifm = PromptImageFusion(channels, prompt_dim, gamma)
         self.register_buffer("forced_mask", None, persistent=False)
 
@@ -228,11 +233,40 @@ class ChannelSelectionBlock(nn.Module, abc.ABC):
         """(B, K) sorted indices of the channels the mechanism keeps for each prompt."""
 
     def forward(self, features: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-        expanded = self.channel_expansion(features)  # F_nc (B, κĈ, H, W)
         weights = self.channel_weights(prompt) if self.forced_mask is None else self._forced_weights(prompt)
-        selected = self.selection_probe(expanded * weights[:, :, None, None])  # F_s (B, κĈ, H, W)
-        contracted = self.channel_contraction(selected)  # F̃_s (B, Ĉ, H, W)
-        return self.pifm(contracted, prompt)  # F̃_n (B, Ĉ, H, W)
+        if self._fold():
+            contracted = self._folded_contraction(features, weights)  # F̃_s (B, Ĉ, H, W)
+        else:
+            expanded = self.channel_expansion(features)  # F_nc (B, κĈ, H, W)
+            selected = self.selection_probe(expanded * weights[:, :, None, None])  # F_s (B, κĈ, H, W)
+            contracted = self.channel_contraction(selected)  # F̃_s (B, Ĉ, H, W)
+        fused = self.pifm(contracted, prompt)  # F̃_n (B, Ĉ, H, W)
+        return features + fused if self.start == "identity" else fused
+
+    def _fold(self) -> bool:
+        """Fold expansion, weighting and contraction into one map only while autograd records (training)
+        and no hook watches the expansion, F_s (``selection_probe``) or the contraction: evaluation and
+        the studies (no_grad, hooks, captum) compute every step as written, bit for bit."""
+        watched = (self.channel_expansion, self.selection_probe, self.channel_contraction)
+        hooked = (any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in watched)
+                  or nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
+        return torch.is_grad_enabled() and not hooked
+
+    def _folded_contraction(self, features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """contraction(expansion(x) · w) computed as one per-sample Ĉ×Ĉ map (W_c · diag(w) · W_e) x plus
+        the biases' share: the same function (and gradients) without the (B, κĈ, H, W) tensor F_s, at
+        1/κ of the two 1×1 convolutions' cost."""
+        expansion = self.channel_expansion.weight[:, :, 0, 0]  # (κĈ, Ĉ)
+        contraction = self.channel_contraction.weight[:, :, 0, 0]  # (Ĉ, κĈ)
+        weights = weights.to(expansion.dtype)
+        mixing = torch.einsum("ok,bk,ki->boi", contraction, weights, expansion)  # (B, Ĉ, Ĉ)
+        contracted = torch.einsum("boi,bihw->bohw", mixing.to(features.dtype), features)  # (B, Ĉ, H, W)
+        if self.channel_expansion.bias is not None:
+            shift = torch.einsum("ok,bk,k->bo", contraction, weights, self.channel_expansion.bias)  # (B, Ĉ)
+            contracted = contracted + shift[:, :, None, None].to(features.dtype)
+        if self.channel_contraction.bias is not None:
+            contracted = contracted + self.channel_contraction.bias[None, :, None, None].to(features.dtype)
+        return contracted
 
     def _forced_weights(self, prompt: torch.Tensor) -> torch.Tensor:
         mask = self.forced_mask
@@ -284,20 +318,46 @@ class HardSelect(ChannelSelectionBlock):
     - ``straight_through``: the forward pass uses the hard keep-mask; the backward pass uses the
       gradient of sigmoid(scores / τ), so every channel's score, kept or not, learns.
     - ``gumbel``: in training mode, Gumbel noise is added to the scores before the Top-K (stochastic
-      exploration of channel subsets; drawn from torch's global generator, like dropout, so seed it),
-      with the same straight-through backward on the perturbed scores; in eval mode it equals
-      ``straight_through``.
+      exploration of channel subsets), with the same straight-through backward on the perturbed
+      scores; in eval mode it equals ``straight_through``. The noise is on the scores' own scale:
+      ``gumbel_scale`` × the per-example standard deviation of the scores (no gradient) × Gumbel(0, 1)
+      (``noise_scale``), so how much of the Top-K it changes does not depend on the size of the CSL's
+      weights (unit-scale noise made the masks at initialisation almost random). The noise comes from
+      the block's own generator (``seed_noise``; the n-th draw after seeding from ``(noise_seed, n)``),
+      never from torch's global one, so drawing it cannot shift the dropout or data stream other
+      mechanisms see.
     """
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
                  gamma: float = 4.0, bias: bool = False, estimator: str = "straight_through",
-                 temperature: float = 1.0):
-        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias)
+                 temperature: float = 1.0, noise_seed: int = 0, start: str = "projection",
+                 gumbel_scale: float = 0.5):
+        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias, start)
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator {estimator!r} is not one of {ESTIMATORS}")
+        if not gumbel_scale > 0:
+            raise ValueError(f"gumbel_scale must be > 0, got {gumbel_scale}")
         self.estimator = estimator
         self.temperature = temperature
+        self.gumbel_scale = gumbel_scale
         self.channel_selection_layer = nn.Linear(prompt_dim, self.expanded)  # CSL
+        self.seed_noise(noise_seed)
+
+    def seed_noise(self, seed: int) -> None:
+        """Restart the Gumbel noise stream from ``seed`` (plain Python state: copies and pickles keep it)."""
+        self.noise_seed, self._noise_draws = int(seed), 0
+
+    def noise_scale(self, scores: torch.Tensor) -> torch.Tensor:
+        """(B, 1) scale of each example's Gumbel noise: ``gumbel_scale`` × the std of its scores."""
+        return self.gumbel_scale * scores.detach().std(dim=1, keepdim=True)
+
+    def _gumbel(self, scores: torch.Tensor) -> torch.Tensor:
+        """Standard Gumbel(0, 1) noise shaped like ``scores``, from the block's own generator."""
+        generator = torch.Generator(device=scores.device)
+        generator.manual_seed((self.noise_seed + 0x9E3779B97F4A7C15 * (self._noise_draws + 1)) % (1 << 63))
+        self._noise_draws += 1
+        uniform = torch.rand(scores.shape, generator=generator, device=scores.device, dtype=torch.float32)
+        return -torch.log(-torch.log(uniform.clamp(1e-9, 1.0 - 1e-9))).to(scores.dtype)
 
     def selection_scores(self, prompt: torch.Tensor) -> torch.Tensor:
         """(B, κĈ) CSL scores P_ce of the expanded channels."""
@@ -306,8 +366,7 @@ class HardSelect(ChannelSelectionBlock):
     def channel_weights(self, prompt: torch.Tensor) -> torch.Tensor:
         scores = self.selection_scores(prompt)  # (B, κĈ)
         if self.estimator == "gumbel" and self.training:
-            uniform = torch.rand_like(scores).clamp(1e-9, 1.0 - 1e-9)
-            scores = scores - torch.log(-torch.log(uniform))
+            scores = scores + self.noise_scale(scores) * self._gumbel(scores)
         top = scores.topk(self.keep, dim=1).indices  # (B, K)
         hard = torch.zeros_like(scores).scatter(1, top, 1.0)  # (B, κĈ) keep-mask
         return _straight_through(hard, torch.sigmoid(scores / self.temperature))
@@ -316,9 +375,10 @@ class HardSelect(ChannelSelectionBlock):
         return self.selection_scores(prompt).topk(self.keep, dim=1).indices.sort(dim=1).values
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "HardSelect":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "HardSelect":
         return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias, cfg.estimator,
-                   cfg.select_temperature)
+                   cfg.select_temperature, noise_seed=cfg.seed * len(SITE_LEVEL) + SITE_LEVEL[site],
+                   start=cfg.selection_start, gumbel_scale=cfg.gumbel_scale)
 
 
 class SoftGate(ChannelSelectionBlock):
@@ -328,8 +388,8 @@ class SoftGate(ChannelSelectionBlock):
     on the forced channels and zeroes the others."""
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
-                 gamma: float = 4.0, bias: bool = False):
-        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias)
+                 gamma: float = 4.0, bias: bool = False, start: str = "projection"):
+        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias, start)
         self.channel_selection_layer = nn.Linear(prompt_dim, self.expanded)
 
     def channel_weights(self, prompt: torch.Tensor) -> torch.Tensor:
@@ -342,8 +402,8 @@ class SoftGate(ChannelSelectionBlock):
         return self.channel_selection_layer(prompt).topk(self.keep, dim=1).indices.sort(dim=1).values
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "SoftGate":
-        return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias)
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "SoftGate":
+        return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias, cfg.selection_start)
 
 
 class RandomSelect(ChannelSelectionBlock):
@@ -352,8 +412,8 @@ class RandomSelect(ChannelSelectionBlock):
     through the PIFM's DGL, exactly as in ``hard_select``, so only the choice of channels differs."""
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
-                 gamma: float = 4.0, bias: bool = False, seed: int = 0):
-        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias)
+                 gamma: float = 4.0, bias: bool = False, seed: int = 0, start: str = "projection"):
+        super().__init__(channels, prompt_dim, kappa, omega, gamma, bias, start)
         generator = torch.Generator().manual_seed(seed)
         chosen = torch.randperm(self.expanded, generator=generator, device="cpu")[: self.keep]
         device = self.channel_contraction.weight.device  # not CPU under a default-device context
@@ -368,10 +428,10 @@ class RandomSelect(ChannelSelectionBlock):
         return self.kept_indices.expand(prompt.shape[0], self.keep)
 
     @classmethod
-    def from_config(cls, channels: int, cfg: "ModelConfig", site: str) -> "RandomSelect":
+    def from_config(cls, channels: int, cfg: ModelConfig, site: str) -> "RandomSelect":
         # one subset per site, all from the configured seed
         return cls(channels, cfg.prompt_dim, cfg.kappa, cfg.omega, cfg.gamma, cfg.bias,
-                   seed=cfg.random_select_seed * len(SITE_LEVEL) + SITE_LEVEL[site])
+                   seed=cfg.random_select_seed * len(SITE_LEVEL) + SITE_LEVEL[site], start=cfg.selection_start)
 
 
 # --- the site ----------------------------------------------------------------------------------------
@@ -400,3 +460,5 @@ FUSIONS: dict[str, type[nn.Module]] = {
     "random_select": RandomSelect,
 }
 SELECTING = tuple(name for name, cls in FUSIONS.items() if issubclass(cls, ChannelSelectionBlock))
+if tuple(FUSIONS) != FUSION_NAMES:  # one list of names for the config and the classes
+    raise ImportError(f"FUSIONS {tuple(FUSIONS)} and csnet.models.config.FUSION_NAMES {FUSION_NAMES} differ")

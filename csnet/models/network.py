@@ -4,122 +4,32 @@ configuration, and how to build, save and load it.
 ``build_model(ModelConfig(...))`` is the one way a model is made; a run's JSON mirrors ``ModelConfig``
 (``to_dict`` / ``from_dict``). ``fusion`` switches the mechanism (``FUSIONS``) at the sites listed in
 ``fusion_sites``; the other sites pass their features unchanged. Every site, fused or not, has its
-``probe``, so hooks and captum find the same four handles in every model.
+``probe``, so hooks and captum find the same four handles in every model. ``ModelConfig`` lives in
+``csnet.models.config`` (imported here for callers).
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import torch
-from torch import nn
 
 from csnet.io import atomic_write
+from csnet.models.config import ModelConfig, site_channels
 from csnet.models.fusion import (
-    ESTIMATORS,
     FUSIONS,
     SELECTING,
     ChannelSelectionBlock,
     ForcedChannels,
     FusionSite,
-    site_channels,
+    HardSelect,
+    NoFusion,
 )
-from csnet.models.restormer import LAYER_NORMS, SITES, RestormerUNet
-
-
-@dataclass
-class ModelConfig:
-    """Everything that defines the network. Defaults are the paper's backbone (PromptIR's scale) with
-    CSNet's hard selection; fusion constants marked *ours* are this suite's choices, the paper gives
-    none of them."""
-
-    # --- backbone: Restormer (paper values, as PromptIR) ---
-    in_channels: int = 3  # image channels in
-    out_channels: int = 3  # image channels out
-    dim: int = 48  # C: channels of level 1; levels are C, 2C, 4C, 8C
-    num_blocks: tuple[int, int, int, int] = (4, 6, 6, 8)  # transformer blocks per level
-    heads: tuple[int, int, int, int] = (1, 2, 4, 8)  # MDTA heads per level
-    ffn_expansion_factor: float = 2.66  # GDFN hidden width / channels
-    num_refinement_blocks: int = 4  # transformer blocks after decoder level 1 (at 2C)
-    bias: bool = False  # biases in the backbone's and the fusions' convolutions (Restormer: False)
-    layer_norm: str = "with_bias"  # "with_bias" or "bias_free" (Restormer's default: with_bias)
-    # --- prompt ---
-    prompt_dim: int = 512  # width of the degradation prompt P_e (CLIP's text width)
-    # --- fusion ---
-    fusion: str = "hard_select"  # a key of FUSIONS
-    fusion_sites: tuple[str, ...] = SITES  # sites that get the mechanism; the others pass through
-    kappa: float = 2.0  # κ: FASM expands Ĉ → κĈ channels (ours; paper: unknown)
-    omega: float = 0.5  # ω: K = round(κ·ω·Ĉ) expanded channels are kept (ours; paper: unknown)
-    gamma: float = 4.0  # γ: PIFM reduces 3Ĉ → 3Ĉ/γ (ours; paper: unknown)
-    estimator: str = "straight_through"  # gradient through hard Top-K: "straight_through" | "gumbel" (ours)
-    select_temperature: float = 1.0  # τ of the sigmoid(scores/τ) whose gradient the backward uses (ours)
-    implicit_prompt_len: int = 5  # implicit_prompt: prompt components (PromptIR: 5)
-    implicit_prompt_size: int = 16  # implicit_prompt: components' side in pixels (ours)
-    cross_attention_tokens: int = 4  # cross_attention: tokens made from the prompt (ours)
-    random_select_seed: int = 0  # random_select: seed of the fixed random channel subsets
-    # --- initialisation ---
-    seed: int = 0  # weights are initialised from this seed (the global generator is left untouched)
-
-    def __post_init__(self) -> None:
-        for name in ("num_blocks", "heads", "fusion_sites"):
-            setattr(self, name, tuple(getattr(self, name)))
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion {self.fusion!r} is not one of {tuple(FUSIONS)}")
-        unknown = [site for site in self.fusion_sites if site not in SITES]
-        if unknown:
-            raise ValueError(f"fusion_sites {unknown} are not sites; the sites are {SITES}")
-        if len(self.num_blocks) != 4 or len(self.heads) != 4:
-            raise ValueError(f"num_blocks and heads need 4 values (one per level); got {self.num_blocks}, {self.heads}")
-        for level, heads in enumerate(self.heads):
-            if (self.dim * 2**level) % heads:
-                raise ValueError(f"level {level + 1} has {self.dim * 2**level} channels, not divisible by {heads} heads")
-        if self.layer_norm not in LAYER_NORMS:
-            raise ValueError(f"layer_norm {self.layer_norm!r} is not one of {LAYER_NORMS}")
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"estimator {self.estimator!r} is not one of {ESTIMATORS}")
-        if self.kappa <= 0 or not 0 < self.omega <= 1 or self.gamma <= 0:
-            raise ValueError(f"need κ > 0, 0 < ω ≤ 1, γ > 0; got κ={self.kappa}, ω={self.omega}, γ={self.gamma}")
-
-    @classmethod
-    def paper(cls, **overrides: Any) -> "ModelConfig":
-        """The paper's scale: C = 48, blocks [4, 6, 6, 8], heads [1, 2, 4, 8], expansion 2.66, 4 refinement."""
-        return cls(**overrides)
-
-    @classmethod
-    def small(cls, **overrides: Any) -> "ModelConfig":
-        """A CPU-trainable network: C = 16, blocks [1, 2, 2, 2], heads [1, 2, 4, 8], 1 refinement block."""
-        return cls(**{**dict(dim=16, num_blocks=(1, 2, 2, 2), heads=(1, 2, 4, 8), num_refinement_blocks=1), **overrides})
-
-    @classmethod
-    def tiny(cls, **overrides: Any) -> "ModelConfig":
-        """For tests: C = 8, one block per level, heads [1, 1, 2, 2], 1 refinement block."""
-        return cls(**{**dict(dim=8, num_blocks=(1, 1, 1, 1), heads=(1, 1, 2, 2), num_refinement_blocks=1), **overrides})
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "ModelConfig":
-        """``tiny``, ``small`` or ``paper``."""
-        presets = {"tiny": cls.tiny, "small": cls.small, "paper": cls.paper}
-        if name not in presets:
-            raise ValueError(f"model preset {name!r} is not one of {tuple(presets)}")
-        return presets[name](**overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (tuples as lists)."""
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
-        """The inverse of ``to_dict``; unknown keys are an error that names the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields {unknown}; known fields: {sorted(known)}")
-        return cls(**values)
+from csnet.models.restormer import SITES, RestormerUNet
 
 
 class CSNet(RestormerUNet):
@@ -130,12 +40,10 @@ class CSNet(RestormerUNet):
     """
 
     def __init__(self, cfg: ModelConfig):
-        sites = {
-            site: FusionSite(
-                FUSIONS[cfg.fusion if site in cfg.fusion_sites else "none"].from_config(site_channels(cfg, site), cfg, site)
-            )
-            for site in SITES
-        }
+        # Paired seeds: the backbone is built first, with parameter-free placeholders at the sites, so it
+        # draws the same numbers from the caller's generator whatever the mechanism; each site's
+        # mechanism is then drawn from its own generator, seeded from (cfg.seed, site) alone. At one seed
+        # every mechanism therefore starts from the same backbone weights.
         super().__init__(
             in_channels=cfg.in_channels,
             out_channels=cfg.out_channels,
@@ -146,8 +54,13 @@ class CSNet(RestormerUNet):
             num_refinement_blocks=cfg.num_refinement_blocks,
             bias=cfg.bias,
             layer_norm=cfg.layer_norm,
-            sites=sites,
+            sites={site: FusionSite(NoFusion()) for site in SITES},
         )
+        for site in SITES:
+            mechanism = FUSIONS[cfg.fusion if site in cfg.fusion_sites else "none"]
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(site_seed(cfg.seed, site))
+                getattr(self, site).fusion = mechanism.from_config(site_channels(cfg, site), cfg, site)
         self.config = cfg
 
     @property
@@ -169,6 +82,14 @@ class CSNet(RestormerUNet):
                 f"prompt must be (B, {self.config.prompt_dim}) with B = {image.shape[0]}; got {tuple(prompt.shape)}"
             )
         return super().forward(image, prompt)
+
+    def seed_noise(self, seed: int) -> None:
+        """Seed the training-time noise of every site that draws any (``hard_select``'s Gumbel noise)
+        from ``seed`` and the site's name. The noise has its own generators, so it never shifts the
+        global stream (dropout, data) that the other mechanisms see; the trainer calls this every step."""
+        for name, site in self.fusion_sites.items():
+            if isinstance(site.fusion, HardSelect):
+                site.fusion.seed_noise(site_seed(seed, name))
 
     def _selecting_sites(self) -> dict[str, ChannelSelectionBlock]:
         return {
@@ -220,8 +141,16 @@ class CSNet(RestormerUNet):
                 sites[name].forced_mask = mask
 
 
+def site_seed(seed: int, site: str) -> int:
+    """A 63-bit seed for what belongs to one fusion site (its mechanism's weights, its noise), from
+    ``seed`` and the site's name: stable across processes and platforms, independent across sites."""
+    digest = hashlib.sha256(f"{int(seed)}:{site}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
 def build_model(cfg: ModelConfig | Mapping[str, Any]) -> CSNet:
-    """The network a config describes, its weights drawn from ``cfg.seed`` (global RNG untouched)."""
+    """The network a config describes, its weights drawn from ``cfg.seed`` (global RNG untouched): the
+    backbone from ``cfg.seed`` itself, each site's mechanism from ``site_seed(cfg.seed, site)``."""
     if not isinstance(cfg, ModelConfig):
         cfg = ModelConfig.from_dict(cfg)
     with torch.random.fork_rng(devices=[]):

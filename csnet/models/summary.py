@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from csnet.models.fusion import FUSIONS, SELECTING, expanded_channels, kept_channels, site_channels
+from csnet.models.config import site_channels
+from csnet.models.fusion import FUSIONS, SELECTING, expanded_channels, kept_channels
 from csnet.models.network import CSNet, ModelConfig
 from csnet.models.restormer import SITES
 
