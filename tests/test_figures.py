@@ -98,6 +98,10 @@ def check_figure(fig) -> None:
         box = text.get_window_extent(renderer)
         assert (box.x0 >= canvas.x0 - 1 and box.y0 >= canvas.y0 - 1 and box.x1 <= canvas.x1 + 1
                 and box.y1 <= canvas.y1 + 1), f"text {text.get_text()!r} leaves the canvas ({box} vs {canvas})"
+    labels = _label_texts(fig)
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    for (ta, a), (tb, b) in itertools.combinations(zip(labels, boxes), 2):
+        assert not _overlap(a, b, slack=1.0), f"{ta.get_text()!r} and {tb.get_text()!r} overlap"
     for ax in fig.axes:
         if not ax.get_visible() or not ax.axison:
             continue
@@ -106,6 +110,17 @@ def check_figure(fig) -> None:
             boxes = [t.get_window_extent(renderer) for t in labels]
             for (ta, a), (tb, b) in itertools.combinations(zip(labels, boxes), 2):
                 assert not _overlap(a, b), f"tick labels {ta.get_text()!r} and {tb.get_text()!r} overlap"
+
+
+def _label_texts(fig) -> list:
+    """Titles, axis labels, suptitle and legend entries: the texts that must never overlap each other."""
+    texts = [fig._suptitle] if fig._suptitle is not None else []
+    for legend in list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]:
+        texts += list(legend.get_texts()) + [legend.get_title()]
+    for ax in fig.axes:
+        if ax.get_visible() and ax.axison:
+            texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
+    return [t for t in texts if t is not None and t.get_visible() and t.get_text().strip()]
 
 
 def raw_identifiers(fig) -> set[str]:
@@ -190,7 +205,8 @@ def figures():
     visual = RNG.standard_normal((60, 2))
     anchors = np.zeros((len(CLASSES), 2)) + RNG.standard_normal((len(CLASSES), 2)) * 0.01  # all in one spot
     downstream = pd.DataFrame({"task": TASKS, "psnr_image_prompt": 25.0, "psnr_text_prompt": 26.0})
-    long_title = "Channel sensitivity of every mechanism — quick profile, 3 seeds, 5 tasks, text prompts"
+    long_title = ("Channel sensitivity of every mechanism — quick profile, 3 seeds, 5 tasks, text prompts at test, "
+                  "channel ablation in the output space (numbers not meaningful)")
     return {
         "table1.delta_heatmap": lambda: table1_plots.delta_heatmap(
             summary, TASKS, [t.split("_")[0].replace("denoise", "noise").replace("de", "") for t in TASKS],
@@ -219,7 +235,9 @@ def figures():
         "recognition.confusion_figure[small]": lambda: recognition_plots.confusion_figure(small, "t"),
         "recognition.growth_figure": lambda: recognition_plots.growth_figure(growth, long_title),
         "recognition.embedding_figure": lambda: recognition_plots.embedding_figure(
-            visual, list(RNG.choice(CLASSES, 60)), anchors, CLASSES, ["rain+haze"], long_title, ("t-SNE 1", "t-SNE 2")),
+            visual, list(RNG.choice(CLASSES, 60)), anchors, CLASSES, ["rain+haze"],
+            "t-SNE of visual prompts — text anchors: wordllama l2_supercat — smoke (numbers not meaningful)",
+            ("t-SNE 1", "t-SNE 2")),
         "recognition.downstream_figure": lambda: recognition_plots.downstream_figure(downstream, long_title),
     }
 
@@ -302,6 +320,7 @@ def test_display_names():
     assert style.display_name("rain+haze") == "Rain + Haze" == style.display_name("rain_haze")
     assert style.display_name("low_haze") == "Low light + Haze"
     assert style.display_name("l2_supercat") == "WordLlama L2"
+    assert style.display_text("text anchors: wordllama l2_supercat") == "text anchors: WordLlama L2"
     assert style.display_name(table1.own_condition("noise")) == "Noise channels"
     assert style.display_name("something else") == "something else"
 

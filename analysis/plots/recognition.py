@@ -25,7 +25,10 @@ def confusion_figure(matrices: Mapping[str, pd.DataFrame], title: str):
     nrows = math.ceil(n / ncols)
     classes = max((len(m) for m in matrices.values()), default=1)
     side = 0.5 + 0.16 * classes
-    fig, axes = style.figure("page", height=(side + 1.6) * nrows + 0.4, nrows=nrows, ncols=ncols, squeeze=False)
+    heading = style.wrap(title, 75)
+    # room below each square for rotated class names (up to ~20 characters) and above it for a 3-line title
+    fig, axes = style.figure("page", height=(side + 2.3) * nrows + 0.2 * (heading.count("\n") + 2),
+                             nrows=nrows, ncols=ncols, squeeze=False)
     for ax in axes.flat[n:]:
         ax.axis("off")
     for i, (ax, (name, matrix)) in enumerate(zip(axes.flat, matrices.items())):
@@ -35,13 +38,13 @@ def confusion_figure(matrices: Mapping[str, pd.DataFrame], title: str):
         sns.heatmap(shown, annot=len(shown.columns) <= ANNOTATE_UP_TO, fmt=".2f", vmin=0, vmax=1,
                     cmap=style.SEQUENTIAL_CMAP, cbar=False, ax=ax, square=True, yticklabels=i % ncols == 0,
                     xticklabels=True)
-        ax.set_title(style.wrap(name, 30))
+        ax.set_title(style.wrap(name, 24))
         ax.set_xlabel("predicted")
         ax.set_ylabel("true" if i % ncols == 0 else "")
         ax.tick_params(axis="x", labelrotation=90)
         ax.tick_params(axis="y", labelrotation=0)
     fig.colorbar(axes.flat[0].collections[0], ax=axes.ravel().tolist(), shrink=0.5, label="fraction of true class")
-    fig.suptitle(style.wrap(title, 100))
+    fig.suptitle(heading)
     return fig
 
 
@@ -95,7 +98,7 @@ def embedding_figure(visual_2d: np.ndarray, labels: Sequence[str], anchors_2d: n
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     fig.legend(handles, names, loc="outside right upper", ncols=1)
-    ax.set_title(style.wrap(title, 70))
+    ax.set_title(style.wrap(title, 50))
     return fig
 
 

@@ -57,7 +57,7 @@ def heatmap_figure(importance: pd.DataFrame, mechanisms: Sequence[str], space: s
     if mechanisms and sites:
         fig.colorbar(axes[0][0].collections[0], ax=axes.ravel().tolist(), shrink=0.6,
                      label=f"importance ({unit})\nseed {seed}, one scale")
-    fig.suptitle(style.wrap(title, 100))
+    fig.suptitle(style.wrap(title, 75))
     return fig
 
 
@@ -192,5 +192,5 @@ def embedding_figure(points: pd.DataFrame, title: str):
     handles = [plt.Line2D([], [], marker="o", linestyle="", markersize=4, color=palette[label]) for label in labels]
     fig.legend(handles, style.display_names(labels), loc="outside lower center", ncols=min(6, len(labels)),
                title="degradation")
-    fig.suptitle(style.wrap(title, 100))
+    fig.suptitle(style.wrap(title, 75))
     return fig
