@@ -436,52 +436,7 @@ def sweep_summary(scores: pd.DataFrame, points: pd.DataFrame, *, n_boot: int = 1
     return pd.DataFrame(rows)
 
 
-def sweep_figure(sweep_table: pd.DataFrame, sweep: str, tasks: Sequence[str], title: str = ""):
-    """PSNR against the swept value, one line per task with its 95% CI band; the default point ringed.
-    Numeric sweeps (ω, κ) are drawn on a numeric axis, the estimator as categories."""
-    from analysis import style
-
-    frame = sweep_table[sweep_table["sweep"] == sweep]
-    symbol = {"omega": "keep ratio ω", "kappa": "expansion κ", "estimator": "gradient estimator"}.get(sweep, sweep)
-    fig, ax = style.figure("column", height=2.4)
-    categorical = not all(isinstance(v, (int, float, np.floating, np.integer)) for v in frame["value"])
-    categories = list(dict.fromkeys(frame["value"])) if categorical else None
-    palette = style_palette(len(tasks))
-    for colour, task in zip(palette, tasks):
-        line = frame[frame["task"] == task]
-        if line.empty:
-            continue
-        if categorical:
-            x = np.array([categories.index(v) for v in line["value"]], dtype=float)
-        else:
-            x = line["value"].to_numpy(dtype=float)
-        order = np.argsort(x, kind="stable")
-        x, psnr = x[order], line["psnr"].to_numpy()[order]
-        lo, hi = line["psnr_lo"].to_numpy()[order], line["psnr_hi"].to_numpy()[order]
-        ax.plot(x, psnr, marker="o", markersize=3, color=colour, label=task)
-        ax.fill_between(x, lo, hi, color=colour, alpha=0.15, linewidth=0)
-        default = line["default"].to_numpy()[order]
-        ax.scatter(x[default], psnr[default], s=40, facecolors="none", edgecolors=colour, linewidths=0.8)
-    if categorical:
-        ax.set_xticks(range(len(categories)), [str(c) for c in categories])
-    ax.set_xlabel(symbol)
-    ax.set_ylabel("PSNR (dB)")
-    ax.legend(fontsize=6, ncols=2)
-    if title:
-        ax.set_title(title, fontsize=7)
-    return fig
-
-
-def style_palette(n: int) -> list:
-    """``n`` colours of the suite's colour-blind palette."""
-    import seaborn as sns
-
-    from analysis import style
-
-    return sns.color_palette(style.PALETTE, n)
-
-
-# ----------------------------------------------------------------------------- figures
+# ----------------------------------------------------------------------------- the bar chart's numbers
 
 
 def bar_table(scores: pd.DataFrame, tasks: Sequence[str], prompt_source: str, methods: Sequence[str], *,
@@ -499,37 +454,3 @@ def bar_table(scores: pd.DataFrame, tasks: Sequence[str], prompt_source: str, me
             rows.append({"method": method, "task": task, "psnr": ci["estimate"], "lo": ci["lo"], "hi": ci["hi"],
                          "n": ci["n"]})
     return pd.DataFrame(rows)
-
-
-def bar_figure(bars: pd.DataFrame, tasks: Sequence[str], methods: Sequence[str], *,
-               floor: pd.DataFrame | None = None, title: str = ""):
-    """Grouped bars: PSNR per task (groups) and method (colours) with 95% CI whiskers; ``floor`` (rows
-    ``task``, ``psnr``: the degraded input) drawn as a black tick per task."""
-    from analysis import style
-
-    tasks, methods = list(tasks), list(methods)
-    fig, ax = style.figure("page", height=2.4)
-    width = 0.8 / max(1, len(methods))
-    for i, (colour, method) in enumerate(zip(style_palette(len(methods)), methods)):
-        rows = bars[bars["method"] == method].set_index("task")
-        x = np.array([tasks.index(t) for t in rows.index]) + (i - (len(methods) - 1) / 2) * width
-        yerr = np.vstack([rows["psnr"] - rows["lo"], rows["hi"] - rows["psnr"]])
-        ax.bar(x, rows["psnr"], width=width, color=colour, label=method, yerr=yerr,
-               error_kw={"elinewidth": 0.6, "capsize": 1.5})
-    if floor is not None and not floor.empty:
-        shown = floor[floor["task"].isin(tasks)]
-        for n, (task, value) in enumerate(zip(shown["task"], shown["psnr"])):
-            centre = tasks.index(task)
-            ax.hlines(value, centre - 0.42, centre + 0.42, colors="black", linestyles="--", linewidth=0.8,
-                      label="degraded input" if n == 0 else None)
-    ax.set_xticks(range(len(tasks)), list(tasks))
-    ax.set_ylabel("PSNR (dB)")
-    finite = bars[["lo"]].to_numpy()
-    low = float(np.nanmin(finite)) if finite.size else 0.0
-    if floor is not None and not floor.empty:
-        low = min(low, float(floor["psnr"].min()))
-    ax.set_ylim(bottom=max(0.0, low - 2.0))
-    ax.legend(fontsize=5.5, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
-    if title:
-        ax.set_title(title, fontsize=7)
-    return fig

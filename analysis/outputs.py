@@ -18,7 +18,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -65,45 +65,54 @@ class OutputDir:
 
     # ----------------------------------------------------------------------------------- tables
     def table(self, df: pd.DataFrame, name: str, *, index: bool = False, caption: str | None = None,
-              float_format: FloatFormat = None, formats: tuple[str, ...] = ("csv", "tex", "md")) -> dict[str, Path]:
-        """Write ``name.csv`` (full precision), ``name.tex`` (booktabs, LaTeX-escaped) and ``name.md``.
+              float_format: FloatFormat = None, formats: tuple[str, ...] = ("csv", "tex", "md"),
+              higher_is_better: Sequence[str] = (), lower_is_better: Sequence[str] = (),
+              best_rows: Sequence[bool] | None = None) -> "Written":
+        """Write ``name.csv`` (full precision) and, for a paper-sized table, ``name.tex`` (booktabs
+        ``table`` float with caption and label ``tab:<name>``) and ``name.md``, rendered by
+        :mod:`analysis.tables` (PSNR 2 decimals, SSIM 3, p-values 2 significant digits, counts as
+        integers, mean ± std merged, best bold in the declared columns, symbols in math mode).
 
-        ``float_format`` ("{:.2f}", "%.2f" or a callable) formats floats in the LaTeX and Markdown
-        copies only; the CSV keeps every digit, since it is the copy other code reads. ``formats``
-        picks the copies (the CSV always; per-image tables are CSV only). ``caption``
-        is plain text (escaped for LaTeX) and also labels the table ``tab:<name>``.
-        Returns ``{"csv": path, "tex": path, "md": path}``.
+        ``float_format`` ("{:.2f}", "%.2f" or a callable) formats the floats no rule covers.
+        ``formats`` picks the copies (the CSV always); a table longer than
+        :data:`analysis.tables.LONG_TABLE_ROWS` rows is data and gets the CSV only. ``caption`` is plain
+        text (escaped for LaTeX); without one the table's name is its caption.
+        ``higher_is_better`` / ``lower_is_better`` name the numeric columns whose best value is bold,
+        among ``best_rows`` (default: every row). Returns ``{"csv": path, "tex": path, "md": path}``.
         """
+        from analysis import tables
+
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"table {name!r}: expected a pandas DataFrame, got {type(df).__name__}")
         unknown = set(formats) - {"csv", "tex", "md"}
         if unknown or "csv" not in formats:
             raise ValueError(f"formats must include 'csv' and be among csv, tex, md; got {formats}")
-        shown = _formatted(df, float_format)
+        tables._generic(float_format)  # rejects a malformed format before anything is written
+        if len(df) > tables.LONG_TABLE_ROWS:
+            formats = ("csv",)
         paths = {ext: self.path / f"{name}.{ext}" for ext in formats}
 
         with atomic_write(paths["csv"]) as tmp:
             df.to_csv(tmp, index=index, lineterminator="\n")
-        if "tex" in paths:
-            latex = shown.to_latex(index=index, escape=True, caption=_escape_latex(caption) if caption else None,
-                                   label=f"tab:{name}" if caption else None)
-            _write_text(paths["tex"], latex)
-        if "md" in paths:
-            numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
-            align = (["left"] if index else []) + ["right" if n else "left" for n in numeric]
-            markdown = shown.to_markdown(index=index, disable_numparse=True, colalign=align)
-            if caption:
-                markdown = f"{markdown}\n\nTable: {caption}"
-            _write_text(paths["md"], markdown + "\n")
+        if "tex" in paths or "md" in paths:
+            shown, bold, numeric = tables.display_frame(df, float_format=float_format,
+                                                        higher_is_better=higher_is_better,
+                                                        lower_is_better=lower_is_better, best_rows=best_rows)
+            if "tex" in paths:
+                _write_text(paths["tex"], tables.to_latex(shown, bold, numeric, index=index, label=f"tab:{name}",
+                                                          caption=caption or name.replace("_", " ")))
+            if "md" in paths:
+                _write_text(paths["md"], tables.to_markdown(shown, bold, numeric, caption=caption, index=index))
 
         self._record(*paths.values())
-        return paths
+        return Written(paths, self.path)
 
     # ---------------------------------------------------------------------------------- figures
     def figure(self, fig, name: str, *, dpi: int = 300, close: bool = True) -> dict[str, Path]:
         """Save ``fig`` as ``name.pdf`` and ``name.png`` with fonts embedded and no dates, so the
-        same figure gives the same bytes run after run; then close it (unless ``close=False``).
-        Returns ``{"pdf": path, "png": path}``."""
+        same figure gives the same bytes run after run; then show it inline when running in a Jupyter
+        kernel (so executed notebooks carry the plot) and close it. With ``close=False`` the figure stays
+        open and the notebook's own backend shows it. Returns ``{"pdf": path, "png": path}``."""
         import matplotlib as mpl
         import matplotlib.pyplot as plt
 
@@ -116,9 +125,20 @@ class OutputDir:
             with atomic_write(paths["png"]) as tmp:
                 fig.savefig(tmp, format="png", dpi=dpi, metadata=_PNG_METADATA)
         if close:
+            if in_kernel():
+                from IPython.display import display
+
+                display(fig)
             plt.close(fig)
         self._record(*paths.values())
-        return paths
+        return Written(paths, self.path)
+
+    def data(self, df: pd.DataFrame, name: str) -> Path:
+        """A long data table (one row per image, patch or channel) as ``name`` — CSV only, gzipped when
+        ``name`` ends in ``.gz`` (:func:`write_csv`) — recorded in the manifest under that exact name."""
+        path = write_csv(df, self.path / name)
+        self._record(path)
+        return WrittenPath(path)
 
     # ------------------------------------------------------------------------------------- json
     def json(self, obj: Any, name: str) -> Path:
@@ -130,7 +150,7 @@ class OutputDir:
         path = self.path / (name if name.endswith(".json") else f"{name}.json")
         _write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
         self._record(path)
-        return path
+        return WrittenPath(path)
 
     # --------------------------------------------------------------------------------- manifest
     def manifest(self, params: dict, *, seeds=None, text_encoder: dict | None = None,
@@ -181,6 +201,41 @@ class OutputDir:
 
 
 # ------------------------------------------------------------------------------------- helpers
+class Written(dict):
+    """``{kind: path}`` of what a write produced; shown by its file names only, so that a notebook
+    cell ending in ``out.table(...)`` or ``out.figure(...)`` prints no absolute path."""
+
+    def __init__(self, paths: dict[str, Path], root: Path):
+        super().__init__(paths)
+        self._root = root
+
+    def __repr__(self) -> str:
+        return "written: " + ", ".join(p.name for p in self.values())
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(repr(self))
+
+
+class WrittenPath(type(Path())):
+    """A path that shows as its file name only (see :class:`Written`)."""
+
+    def __repr__(self) -> str:
+        return f"written: {self.name}"
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(repr(self))
+
+
+def in_kernel() -> bool:
+    """Whether this code runs in a Jupyter kernel (JupyterLab, papermill), where figures display inline."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """A long data table as CSV only, atomically (no LaTeX or Markdown copy: too long to read).
     A path ending in ``.gz`` is gzip-compressed without a name or time in the header, so equal tables
@@ -202,45 +257,6 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 def _write_text(path: Path, text: str) -> None:
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def _escape_latex(text: str) -> str:
-    """Plain text for LaTeX (captions are plain text, like the cells ``to_latex`` escapes)."""
-    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
-
-
-def _float_formatter(float_format: FloatFormat) -> Callable[[float], str] | None:
-    if float_format is None or callable(float_format):
-        return float_format
-    if "{" in float_format:
-        return float_format.format
-    if "%" in float_format:
-        return lambda x: float_format % x
-    raise ValueError(f"float_format {float_format!r}: use a format like '{{:.2f}}' or '%.2f', or a callable")
-
-
-def _formatted(df: pd.DataFrame, float_format: FloatFormat) -> pd.DataFrame:
-    """A copy for display: floats through ``float_format``, missing values as empty cells."""
-    fmt = _float_formatter(float_format)
-    shown = df.copy()
-    for column in shown.columns:
-        values = shown[column]
-        if pd.api.types.is_float_dtype(values):
-            shown[column] = [("" if pd.isna(v) else (fmt(v) if fmt else repr(float(v)))) for v in values]
-        else:
-            shown[column] = ["" if _is_missing(v) else str(v) for v in values]
-    return shown
-
-
-def _is_missing(value) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # lists, arrays: never "missing" as a whole
-        return False
 
 
 def to_jsonable(obj: Any) -> Any:

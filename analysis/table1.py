@@ -177,22 +177,31 @@ def formatted_table(summary: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame
     return out
 
 
-def side_by_side(summary: pd.DataFrame, tasks: Sequence[str], paper_task_of: Mapping[str, str]) -> pd.DataFrame:
-    """Ours (measured) beside the paper's Table I (published), PSNR only, matched row by row.
-
-    ``paper_task_of`` maps our task keys to the paper's columns (e.g. ``denoise_25`` → ``denoise_25``).
-    The paper's "all channels" row is shown beside both of our readings of it."""
+def paper_value(channels: str, task: str, metric: str = "psnr") -> float:
+    """The published Table I value of row ``channels`` (one of our condition names, e.g.
+    ``own_condition("noise")``, :data:`ALL`, :data:`BASELINE`) and column ``task`` (our task key), looked
+    up by name, never by position; NaN where the paper has no such row or column (it reports σ = 25,
+    derain and dehaze only). Both of our "all channels" readings are matched to the paper's one row."""
+    rows = {own_condition(lab): f"channels for {lab}" for lab in ("noise", "rain", "haze")}
+    rows.update({ALL: "all channels", BASELINE: "all channels"})
+    column = f"{task}_{metric}"
     paper = PAPER_TABLE1.set_index("channels")
-    paper_rows = {own_condition(lab): f"channels for {lab}" for lab in ("noise", "rain", "haze")}
-    paper_rows.update({ALL: "all channels", BASELINE: "all channels"})
+    if channels not in rows or column not in paper.columns:
+        return float("nan")
+    return float(paper.loc[rows[channels], column])
+
+
+def side_by_side(summary: pd.DataFrame, tasks: Sequence[str],
+                 paper_task_of: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Ours (measured) beside the paper's Table I (published), PSNR only, matched by row name and task
+    key (:func:`paper_value`), so the order of ``tasks`` does not matter. ``paper_task_of`` maps a task
+    key of ours to a differently named paper column, when there is one (default: the same key)."""
     rows = []
     for _, row in summary.iterrows():
         record = {"channels": row["channels"]}
         for task in tasks:
             record[f"{task} ours"] = row.get(f"{task}_psnr", np.nan)
-            match = paper_rows.get(row["channels"])
-            column = f"{paper_task_of.get(task, task)}_psnr"
-            record[f"{task} paper (published)"] = paper.loc[match, column] if match and column in paper else np.nan
+            record[f"{task} paper (published)"] = paper_value(row["channels"], (paper_task_of or {}).get(task, task))
         rows.append(record)
     return pd.DataFrame(rows)
 
@@ -281,46 +290,3 @@ def verdict(comparisons: pd.DataFrame, spec: pd.DataFrame, alpha: float = 0.05) 
         parts.append(stats.format_verdict("another task's set worse than random", worse, unit="cells",
                                           significant=significant))
     return stats.join_verdicts(parts)
-
-
-# ----------------------------------------------------------------------------- figures
-
-
-def delta_heatmap(summary: pd.DataFrame, tasks: Sequence[str], labels: Sequence[str], title: str):
-    """ΔPSNR of every row against each column's own-channel entry (0 on the diagonal)."""
-    import seaborn as sns
-
-    from analysis import style
-
-    table = summary.set_index("channels")[[f"{t}_psnr" for t in tasks]]
-    table.columns = list(tasks)
-    own = {task: table.loc[own_condition(lab), task] for task, lab in zip(tasks, labels)
-           if own_condition(lab) in table.index}
-    delta = table.apply(lambda col: col - own.get(col.name, np.nan))
-    fig, ax = style.figure("column", height=2.6)
-    limit = float(np.nanmax(np.abs(delta.to_numpy()))) or 1.0
-    sns.heatmap(delta, annot=True, fmt=".1f", cmap="RdBu", center=0, vmin=-limit, vmax=limit, ax=ax,
-                cbar_kws={"label": "ΔPSNR vs own channels (dB)"}, annot_kws={"size": 6})
-    ax.set_xlabel("evaluated task")
-    ax.set_ylabel("")
-    ax.set_title(title, fontsize=7)
-    return fig
-
-
-def jaccard_figure(overlap: pd.DataFrame):
-    """Jaccard overlap of the tasks' channel sets, one panel per fusion site (mean over seeds)."""
-    import seaborn as sns
-
-    from analysis import style
-
-    sites = list(dict.fromkeys(overlap["site"]))
-    fig, axes = style.figure("page", height=1.9, ncols=len(sites), squeeze=False)
-    for ax, site in zip(axes[0], sites):
-        square = overlap[overlap["site"] == site].pivot_table(index="a", columns="b", values="jaccard",
-                                                              sort=False)
-        sns.heatmap(square, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False, ax=ax,
-                    annot_kws={"size": 6}, square=True)
-        ax.set_title(site, fontsize=7)
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-    return fig

@@ -82,12 +82,13 @@ def _holder(run_dir: Path) -> dict[str, Any]:
 
 
 def describe_holder(run_dir: str | os.PathLike) -> str:
-    """'pid 123 on host h since 2024-…: <command>' from the lock-info file, or 'an unknown process'."""
+    """'pid 123 since 2024-… (program)' from the lock-info file, or 'an unknown process'. The message
+    lands in notebook outputs, so it names no host and no path (the program's file name only)."""
     info = _holder(Path(run_dir))
     if not info:
         return "an unknown process (no lock-info.json yet)"
-    return (f"pid {info.get('pid')} on host {info.get('host')} since {info.get('since')}"
-            f" ({info.get('command', '?')})")
+    program = Path(str(info.get("command") or "?").split(" ")[0]).name
+    return f"pid {info.get('pid')} since {info.get('since')} ({program})"
 
 
 @contextlib.contextmanager

@@ -420,8 +420,8 @@ def _write_status(run: NotebookRun, profile: str, kernel: str) -> None:
 # ---------------------------------------------------------------------------------------- index
 def write_index(profile_dir: str | os.PathLike) -> Path:
     """Write ``<profile_dir>/index.md`` (atomically): per notebook folder, its status and wall time
-    from the last suite run, and relative links to its executed notebook, tables, figures and other
-    files. Folders the suite never ran but that hold an executed ``<stem>.ipynb`` are listed with
+    from the last suite run, relative links to its executed notebook, tables, figures and other
+    files, and every figure shown as an image (its PNG), so the whole study reads on one page. Folders the suite never ran but that hold an executed ``<stem>.ipynb`` are listed with
     status "unknown"."""
     profile_dir = Path(profile_dir)
     folders = sorted((d for d in profile_dir.iterdir() if d.is_dir() and not d.name.startswith(".")
@@ -505,6 +505,12 @@ def _index_section(profile_dir: Path, folder: Path) -> list[str]:
     if others:
         lines.append("- other files: " + ", ".join(_link(profile_dir, p, p.relative_to(folder).as_posix())
                                                    for p in others))
+    gallery = [p for paths in figures.values() for p in paths if p.suffix == ".png"]
+    if gallery:
+        lines += ["", f"### {folder.name}: figures", ""]
+        for png in gallery:
+            name = png.with_suffix("").relative_to(folder).as_posix()
+            lines += [f"**{name}**", "", f"![{name}]({quote(png.relative_to(profile_dir).as_posix())})", ""]
     return lines + [""]
 
 

@@ -21,3 +21,15 @@ def committed_clean_code_cells(notebook: Path) -> list:
 def parameter_lines(cell) -> list[str]:
     """The declaration lines of a parameters cell (no blank lines, no ``from typing`` import)."""
     return [line for line in cell.source.splitlines() if line.strip() and not line.startswith("from typing")]
+
+
+def table_copies(folder: Path, name: str) -> tuple[str, ...]:
+    """The files a notebook's table ``name`` should have: the CSV, plus LaTeX and Markdown unless it is
+    longer than a paper table (analysis.tables.LONG_TABLE_ROWS rows: data, CSV only)."""
+    import pandas as pd
+
+    from analysis.tables import LONG_TABLE_ROWS
+
+    csv = folder / f"{name}.csv"
+    long = csv.is_file() and len(pd.read_csv(csv)) > LONG_TABLE_ROWS
+    return ("csv",) if long else ("csv", "tex", "md")

@@ -195,6 +195,7 @@ def test_interference_gap_sign():
 
 def test_sweep_summary_and_figures(tmp_path):
     from analysis.outputs import OutputDir
+    from analysis.plots import fusion as fusion_plots
 
     points = fc.sweep_points([0.25, 0.5], [2.0], ["straight_through", "gumbel"], kappa=2.0, omega=0.5)
     frames = []
@@ -207,11 +208,11 @@ def test_sweep_summary_and_figures(tmp_path):
     assert (table["psnr_lo"] <= table["psnr"]).all() and (table["psnr"] <= table["psnr_hi"]).all()
     out = OutputDir(tmp_path)
     for sweep in ("omega", "kappa", "estimator"):
-        out.figure(fc.sweep_figure(table, sweep, TASKS, title=sweep), f"sweep_{sweep}")
+        out.figure(fusion_plots.sweep_figure(table, sweep, TASKS, title=sweep), f"sweep_{sweep}")
     bars = fc.bar_table(synthetic_scores(EFFECTS), TASKS, "image", list(EFFECTS), n_boot=500)
     assert len(bars) == len(EFFECTS) * len(TASKS)
     floor = pd.DataFrame({"task": TASKS, "psnr": [20.0, 22.0, 15.0]})
-    out.figure(fc.bar_figure(bars, TASKS, list(EFFECTS), floor=floor, title="t"), "bars")
+    out.figure(fusion_plots.bar_figure(bars, TASKS, list(EFFECTS), floor=floor, title="t"), "bars")
     for name in ("sweep_omega", "sweep_kappa", "sweep_estimator", "bars"):
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0
         assert (tmp_path / f"{name}.png").stat().st_size > 0

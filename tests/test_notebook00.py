@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from notebook_checks import committed_clean_code_cells, parameter_lines
 
+from csnet.suite import default_kernel
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "00_data_tour.ipynb"
 
 
@@ -24,7 +26,7 @@ def test_notebook_runs_with_small_parameters(tmp_path):
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "out"
     papermill.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "executed.ipynb"), kernel_name="python3", progress_bar=False,
+        str(NOTEBOOK), str(tmp_path / "executed.ipynb"), kernel_name=default_kernel(), progress_bar=False,
         parameters={"profile": "smoke", "tasks": ["denoise_25", "derain", "dehaze"],
                     "composites": ["rain+haze"], "photo": "sail", "seed": 1, "output_dir": str(out)},
         cwd=str(NOTEBOOK.parent),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from notebook_checks import committed_clean_code_cells, parameter_lines
+from notebook_checks import committed_clean_code_cells, parameter_lines, table_copies
 
 from csnet.suite import default_kernel
 
@@ -44,7 +44,7 @@ def test_notebook_runs_at_smoke(tmp_path, monkeypatch):
               "selection_agreement", "readout_accuracy", "mechanism_summary", "mechanism_comparisons")
     figures = ("sensitivity_heatmap_output", "sensitivity_heatmap_selection", "method_correlations", "task_overlap",
                "selection_agreement", "readout_accuracy", "readout_pca", "readout_tsne", "mechanism_summary")
-    expected = [f"{t}.{ext}" for t in tables for ext in ("csv", "tex", "md")]
+    expected = [f"{t}.{ext}" for t in tables for ext in table_copies(out, t)]
     expected += [f"{f}.{ext}" for f in figures for ext in ("pdf", "png")]
     expected += ["importance.csv.gz", "verdict.json", "manifest.json"]
     for name in expected:

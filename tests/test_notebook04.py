@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 import pytest
-from notebook_checks import committed_clean_code_cells
+from notebook_checks import committed_clean_code_cells, table_copies
 
 from csnet.paths import project_root
 
@@ -37,7 +37,7 @@ def test_notebook04_runs_at_smoke_and_writes_its_outputs(tmp_path, monkeypatch):
     )
     for name in ("accuracy_by_task_set", "accuracy_by_condition", "zero_shot_held_out_composites", "downstream_psnr",
                  "claim_vs_measured"):
-        for ext in ("csv", "tex", "md"):
+        for ext in table_copies(out, name):
             assert (out / f"{name}.{ext}").is_file(), f"{name}.{ext}"
     for name in ("confusion_closed_set", "confusion_zero_shot", "accuracy_vs_classes", "prompts_pca", "prompts_tsne",
                  "downstream_psnr"):

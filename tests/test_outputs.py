@@ -134,3 +134,46 @@ def test_json_is_strict(tmp_path):
     assert data["x"] == [0, 1, 2] and data["nan"] is None and data["p"].endswith("/a")
     with pytest.raises(TypeError, match="JSON"):
         OutputDir(tmp_path).json({"bad": object()}, "bad")
+
+
+def test_figure_is_shown_inline_in_a_kernel_and_still_byte_identical(tmp_path, monkeypatch):
+    import IPython.display
+
+    from analysis import outputs
+
+    shown = []
+    monkeypatch.setattr(outputs, "in_kernel", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    with paper_style():
+        inline = OutputDir(tmp_path / "a").figure(_draw(), "fig")
+        plain = OutputDir(tmp_path / "b").figure(_draw(), "fig", close=False)  # left open: no explicit display
+    assert len(shown) == 1 and hasattr(shown[0], "savefig")
+    for ext in ("pdf", "png"):
+        assert inline[ext].read_bytes() == plain[ext].read_bytes(), ext
+    assert str(tmp_path) not in repr(inline) and "fig.pdf" in repr(inline)
+    plt.close("all")
+
+
+def test_paper_table_formats_numbers_by_kind_and_bolds_the_declared_best(tmp_path):
+    df = pd.DataFrame({"method": ["a_b", "c"], "psnr": [31.4912, 30.1], "psnr_std": [0.123, float("nan")],
+                       "ssim": [0.81234, 0.9], "p_holm": [0.00004, 0.04567], "n": [897.0, 12.0]})
+    paths = OutputDir(tmp_path).table(df, "t", caption="κ & σ", higher_is_better=["psnr", "ssim"])
+    tex = paths["tex"].read_text()
+    assert "\\begin{table}" in tex and "\\caption{$\\kappa$ \\& $\\sigma$}" in tex and "\\label{tab:t}" in tex
+    assert "\\bfseries 31.49 $\\pm$ 0.12" in tex and "\\bfseries 0.900" in tex and "30.10 &" in tex
+    assert "$<$ 0.001" in tex and "0.046" in tex and "897 \\\\" in tex and "897.0" not in tex
+    assert "{lrrrr}" in tex and "psnr\\_std" not in tex
+    md = paths["md"].read_text()
+    assert "**31.49 ± 0.12**" in md and "< 0.001" in md
+
+
+def test_long_tables_are_csv_only_and_data_files_are_in_the_manifest(tmp_path):
+    out = OutputDir(tmp_path)
+    long = pd.DataFrame({"image": range(61), "psnr": 30.0})
+    assert set(out.table(long, "per_image")) == {"csv"}
+    assert not (tmp_path / "per_image.tex").exists() and not (tmp_path / "per_image.md").exists()
+    out.data(long, "importance.csv.gz")
+    manifest = json.loads(out.manifest({"profile": "smoke"}).read_text())
+    assert manifest["files"] == ["per_image.csv", "importance.csv.gz"]
+    assert repr(out.manifest({})) == "written: manifest.json"  # a notebook's last line prints no absolute path
+    assert pd.read_csv(tmp_path / "importance.csv.gz").equals(long)

@@ -46,7 +46,7 @@ def test_lock_timeout_names_the_holder(tmp_path):
         assert info["pid"] == holder.pid
         assert f"pid {holder.pid}" in describe_holder(folder)
         messages = []
-        with pytest.raises(RunLockedError, match=f"pid {holder.pid} on host"):
+        with pytest.raises(RunLockedError, match=f"pid {holder.pid} since"):
             with run_lock(folder, timeout=0.3, notify=messages.append):
                 pass
         assert messages and f"pid {holder.pid}" in messages[0] and "waiting" in messages[0]

@@ -171,6 +171,10 @@ def test_index_links_every_table_figure_and_notebook(tmp_path):
     assert {"01_study/01_study.ipynb", "01_study/table 1.csv", "01_study/table 1.md", "01_study/heat.pdf",
             "01_study/heat.png", "01_study/sub/extra.png", "01_study/manifest.json"} <= set(links)
     assert all((profile_dir / link).is_file() for link in links)
+    # the gallery: every figure's PNG shown as an image, grouped under its notebook
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert images == ["01_study/heat.png", "01_study/sub/extra.png"]
+    assert text.index("### 01_study: figures") < text.index("![")
 
 
 def test_cli_list_shows_parameters(notebooks, capsys):
