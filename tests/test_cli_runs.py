@@ -146,3 +146,23 @@ def test_eval_test_root_without_the_tasks_fails_before_training(isolated_store, 
     assert main(["eval", "--profile", "smoke", "--fusion", "soft_gate", "--test-root", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert len(isolated_store) == trained_before
+
+
+@pytest.mark.slow  # trains a cpu-profile network for 4 steps and scores five whole images
+def test_eval_test_root_at_the_cpu_profile(isolated_store, tmp_path, capsys):
+    """The README's command at the cpu profile: the cpu network (C = 16, its image encoder and test
+    protocol) scores a built tree. ``--steps 4`` keeps the test short: the numbers mean nothing, the path
+    is the one a cpu study model takes."""
+    root = _tree(tmp_path / "promptir")
+    out = tmp_path / "cpu_scores.csv"
+    before = len(isolated_store)
+    assert main(["eval", "--profile", "cpu", "--fusion", "hard_select", "--steps", "4", "--test-root",
+                 str(root), "-o", str(out), "--no-progress"]) == 0
+    trained = isolated_store[before:]
+    assert len(trained) == 1 and trained[0].profile == "cpu" and trained[0].steps == 4
+    assert trained[0].model.get("dim", 16) == 16
+    table = pd.read_csv(out)
+    assert list(table["benchmark"]) == ["BSD68"] * 3 + ["Rain100L", "SOTS-outdoor"]
+    assert (table["height"] == 80).all() and (table["width"] == 96).all()
+    assert table["psnr"].between(5, 60).all()
+    assert "cpu" in capsys.readouterr().out
