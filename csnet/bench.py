@@ -37,8 +37,11 @@ the peak is reached within the first tiles; on a CPU, where the whole photo take
 config, the run stops after ``max_tiles`` tiles and the table says how many of how many ran (and
 ``estimated_total_s`` what the whole photo would take).
 
-``run_tuning`` (``csnet bench --tuning``) measures candidate speed-ups of the training step against the
-code as it stands, interleaved in one process, at equal config; see ``TUNINGS``.
+``run_tuning`` (``csnet bench --tuning``) measures what still varies in how a training step runs (the
+thread count, channels-last memory format, ``torch.compile``) against the code as it stands, interleaved
+in one process, at equal config; see ``TUNINGS``. The code-level speed-ups it measured before (fused
+channel LayerNorm, folded selection block, fused AdamW; ``results/bench/tuning-quick-cpu.csv``) are
+applied in ``csnet.models`` and ``csnet.train``.
 
 Every timing is the median over rounds in which all variants run once each in a rotated order
 (``interleaved``), so that load from other processes falls on all of them alike: compare ratios within
@@ -61,7 +64,6 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -320,11 +322,12 @@ def build(config: BenchConfig, fusion: str, device: str | torch.device = "cpu", 
 
 
 def train_step_action(model: nn.Module, batch: int, patch: int, *, amp_dtype: torch.dtype | None = None,
-                      channels_last: bool = False, optimizer: str = "default", grad_clip: float | None = 1.0,
+                      channels_last: bool = False, optimizer: str = "fused", grad_clip: float | None = 1.0,
                       forward: Callable | None = None, seed: int = 0) -> Callable[[], torch.Tensor]:
     """A closure doing one training step of ``model`` as ``Trainer.train_step`` does for the network:
     forward (autocast when ``amp_dtype``), L1 loss in fp32, backward, gradient clipping, AdamW (lr 2e-4,
-    weight decay 0.01; ``optimizer`` "default" = torch's default implementation, "foreach" or "fused").
+    weight decay 0.01; ``optimizer`` "fused" as ``csnet.train`` since ``TRAINING_VERSION`` 2, "foreach",
+    or "default" = torch's default implementation, as before it).
     Returns the loss. The step changes the model's weights."""
     device = next(model.parameters()).device
     degraded, clean, prompt = _inputs(batch, patch, model.config.prompt_dim, seed, device)
@@ -668,126 +671,48 @@ def run_bench(configs: Sequence[str] = ("quick", "paper"), fusions: str | Iterab
 
 
 # --------------------------------------------------------------------------------------------------
-# Speed-ups under test (``--tuning``): the same function, computed differently
-
-
-def _layer_norm_fused(self, x: torch.Tensor) -> torch.Tensor:
-    """ChannelLayerNorm (with bias) as one ``F.layer_norm`` over the channels of an NHWC view: a single
-    fused kernel forward and backward instead of var_mean, rsqrt and four element-wise ops."""
-    y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)  # (B, H, W, C)
-    return y.permute(0, 3, 1, 2)  # (B, C, H, W), channels-last strides
-
-
-def _attention_sdpa(self, x: torch.Tensor) -> torch.Tensor:
-    """MDTA through ``F.scaled_dot_product_attention``: channels play the tokens and pixels the features
-    (transposed attention); the per-head temperature is folded into the normalised queries."""
-    b, c, h, w = x.shape
-    qkv = self.qkv_dwconv(self.qkv(x))  # (B, 3C, H, W)
-    q, k, v = qkv.reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)  # each (B, h, C/h, HW)
-    q = F.normalize(q, dim=-1) * self.temperature
-    k = F.normalize(k, dim=-1)
-    out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, h, C/h, HW)
-    return self.project_out(out.reshape(b, c, h, w))
-
-
-def _folding_allowed(block: nn.Module) -> bool:
-    watched = (block.channel_expansion, block.selection_probe, block.channel_contraction)
-    hooked = (any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in watched)
-              or nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
-    return torch.is_grad_enabled() and not hooked
-
-
-def _selection_folded(self, features: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-    """The CSB with expansion, channel weighting and contraction folded into one per-sample Ĉ×Ĉ map:
-    contraction(expansion(x) · m) = (W_c · diag(m) · W_e) x (+ the biases' share), the same function and
-    gradients at 1/κ of the two 1×1 convolutions' cost, without the (B, κĈ, H, W) tensor F_s. Taken
-    only while autograd records (training) and no hook watches the expansion, F_s (``selection_probe``)
-    or the contraction: analyses, which run under no_grad or hook those modules, see every step as
-    written, bit for bit."""
-    if not _folding_allowed(self):
-        return type(self).forward(self, features, prompt)
-    weights = self.channel_weights(prompt) if self.forced_mask is None else self._forced_weights(prompt)  # (B, κĈ)
-    expansion = self.channel_expansion.weight[:, :, 0, 0]  # (κĈ, Ĉ)
-    contraction = self.channel_contraction.weight[:, :, 0, 0]  # (Ĉ, κĈ)
-    mixing = torch.einsum("ok,bk,ki->boi", contraction, weights.to(expansion.dtype), expansion)  # (B, Ĉ, Ĉ)
-    contracted = torch.einsum("boi,bihw->bohw", mixing.to(features.dtype), features)  # F̃_s (B, Ĉ, H, W)
-    if self.channel_expansion.bias is not None:
-        shift = torch.einsum("ok,bk,k->bo", contraction, weights.to(expansion.dtype), self.channel_expansion.bias)
-        contracted = contracted + shift[:, :, None, None].to(features.dtype)
-    if self.channel_contraction.bias is not None:
-        contracted = contracted + self.channel_contraction.bias[None, :, None, None].to(features.dtype)
-    return self.pifm(contracted, prompt)
+# What still varies (``--tuning``): thread count, memory format, torch.compile
 
 
 @dataclass(frozen=True)
 class Tuning:
-    """How a training step is computed; the default is the code as it stands."""
+    """How a training step is run; the default is the code as it stands. The code-level speed-ups that
+    ``--tuning`` measured before (fused channel LayerNorm, folded selection block, fused AdamW) are in
+    ``csnet.models`` and ``csnet.train`` now (``docs/proposed/README.md``), so every variant has them."""
 
     threads: int | None = None  # torch.set_num_threads for the step; None = the process's setting
     channels_last: bool = False  # model and batch in channels-last memory format
-    layer_norm: str = "model"  # "model" | "fused": _layer_norm_fused
-    attention: str = "model"  # "model" | "sdpa": _attention_sdpa
-    selection: str = "model"  # "model" | "folded": _selection_folded
-    optimizer: str = "default"  # AdamW implementation: "default" | "foreach" | "fused"
     compile: bool = False  # torch.compile(model) (default mode, inductor)
 
 
-def apply_tuning(model: nn.Module, tuning: Tuning) -> nn.Module:
-    """Swap in the tuned computations on this model instance (weights and function unchanged)."""
-    from csnet.models.fusion import ChannelSelectionBlock
-    from csnet.models.restormer import ChannelLayerNorm, MultiDconvHeadTransposedAttention
-
-    for module in model.modules():
-        if tuning.layer_norm == "fused" and isinstance(module, ChannelLayerNorm) and module.bias is not None:
-            module.forward = types.MethodType(_layer_norm_fused, module)
-        if tuning.attention == "sdpa" and isinstance(module, MultiDconvHeadTransposedAttention):
-            module.forward = types.MethodType(_attention_sdpa, module)
-        if tuning.selection == "folded" and isinstance(module, ChannelSelectionBlock):
-            module.forward = types.MethodType(_selection_folded, module)
-    if tuning.channels_last:
-        model.to(memory_format=torch.channels_last)
-    return model
-
-
-# The candidates ``--tuning`` measures. "tuned" combines those that won at the quick config on 2 shared
-# cores (results/bench/tuning-quick-cpu.csv): one thread, the fused layer norm, the folded CSB and
-# fused AdamW. channels-last ("tuned_channels_last") was a wash once the layer norm is fused, SDPA and
-# foreach AdamW did not beat the noise, and torch.compile's first compile (minutes on a cold inductor
-# cache) costs more than a quick-profile run saves.
+# The candidates ``--tuning`` measures against the code as it stands. The earlier candidates fused
+# LayerNorm, folded selection and fused AdamW are applied (their measurement is
+# results/bench/tuning-quick-cpu.csv); SDPA attention and foreach AdamW did not beat the noise there and
+# were dropped. Channels-last and torch.compile are not applied: channels-last was a wash once the layer
+# norm was fused, and torch.compile's first compile (minutes on a cold inductor cache) costs more than a
+# quick-profile run saves; they stay measurable here.
 TUNINGS: dict[str, tuple[Tuning, str]] = {
-    "baseline": (Tuning(), "the code as it stands (process threads, NCHW, torch defaults)"),
+    "baseline": (Tuning(), "the code as it stands (process threads, NCHW)"),
     "threads=1": (Tuning(threads=1), "torch.set_num_threads(1)"),
     "channels_last": (Tuning(channels_last=True), "model and batch in channels-last memory format"),
-    "fused_layer_norm": (Tuning(layer_norm="fused"), "ChannelLayerNorm as F.layer_norm on an NHWC view"),
-    "sdpa_attention": (Tuning(attention="sdpa"), "MDTA through F.scaled_dot_product_attention"),
-    "folded_selection": (Tuning(selection="folded"), "CSB expansion·mask·contraction as one Ĉ×Ĉ map"),
-    "foreach_adamw": (Tuning(optimizer="foreach"), "AdamW(foreach=True), foreach gradient clipping"),
-    "fused_adamw": (Tuning(optimizer="fused"), "AdamW(fused=True), foreach gradient clipping"),
     "compile": (Tuning(compile=True), "torch.compile(model), inductor; compile_s depends on the on-disk "
                 "inductor cache (cold on a fresh machine, warm after a first compile of the same graph)"),
-    "tuned_channels_last": (
-        Tuning(threads=1, channels_last=True, layer_norm="fused", selection="folded", optimizer="fused"),
-        "threads=1, fused layer norm, folded CSB, fused AdamW, channels-last",
-    ),
-    "tuned": (Tuning(threads=1, layer_norm="fused", selection="folded", optimizer="fused"),
-              "threads=1, fused layer norm, folded CSB, fused AdamW (NCHW)"),
 }
 
 
 def _tuned_step(config: BenchConfig, fusion: str, tuning: Tuning, device: torch.device,
                 amp_dtype: torch.dtype | None) -> tuple[Callable[[], Any], nn.Module]:
-    model = apply_tuning(build(config, fusion, device), tuning)
+    model = build(config, fusion, device)
     forward = torch.compile(model) if tuning.compile else None
     return train_step_action(model, config.batch, config.patch, amp_dtype=amp_dtype,
-                             channels_last=tuning.channels_last, optimizer=tuning.optimizer,
-                             forward=forward), model
+                             channels_last=tuning.channels_last, forward=forward), model
 
 
 def _max_difference(reference: nn.Module, other: nn.Module, config: BenchConfig, device: torch.device) -> float:
     """Largest absolute difference of the two (equally initialised) models' outputs on one batch."""
     image, _, prompt = _inputs(2, config.patch, reference.config.prompt_dim, 7, device)
     reference.eval(), other.eval()
-    with torch.enable_grad():  # the training path (folded selection is taken only while autograd records)
+    with torch.enable_grad():  # the training path (the selection block folds only while autograd records)
         diff = (reference(image, prompt) - other(image.contiguous(memory_format=torch.channels_last)
                                                  if _is_channels_last(other) else image, prompt)).abs().max()
     reference.train(), other.train()
@@ -817,11 +742,8 @@ def run_tuning(config_name: str = "quick", fusions: Sequence[str] = ("none", "ha
     ``compile_pays_within_steps`` is how many steps the faster steps take to earn it back.
     ``max_abs_diff`` compares the variant's output with the baseline's (same weights) on one batch.
     With ``trainer``, ``Trainer.train_step`` (network, image prompt encoder and contrastive loss: what
-    ``csnet train`` runs) is timed as it stands and with the "tuned" changes applied (scope
-    ``trainer``). The rows carry the load average at the start (``check_load``: refused when it shows
+    ``csnet train`` runs) is timed as it stands and at ``base_threads`` (scope ``trainer``). The rows carry the load average at the start (``check_load``: refused when it shows
     other work, unless ``allow_load``)."""
-    from csnet.models import SELECTING
-
     device = torch.device(device)
     say = progress or (lambda message: None)
     config = bench_config(config_name, device)
@@ -851,8 +773,6 @@ def run_tuning(config_name: str = "quick", fusions: Sequence[str] = ("none", "ha
             tuning, _ = tunings[name]
             if name != "baseline" and tuning.threads is None:
                 tuning = dataclasses.replace(tuning, threads=base_threads)
-            if name == "folded_selection" and fusion not in SELECTING:
-                continue  # nothing to fold: the same computation as the reference
             key = f"{fusion}/{name}"
             try:
                 action, model = _tuned_step(config, fusion, tuning, device, amp_dtype)
@@ -908,9 +828,7 @@ def run_tuning(config_name: str = "quick", fusions: Sequence[str] = ("none", "ha
             name = reference if name == "threads" else name
             key = f"trainer:{fusion}/{name}"
             if key in medians and base in medians:
-                reference_key = f"trainer:{fusion}/{reference}" if name == "tuned" else base
-                rows.append(row("trainer", fusion, name, key, description, base,
-                                reference_key if reference_key in medians else base))
+                rows.append(row("trainer", fusion, name, key, description, base, base))
     return rows
 
 
@@ -935,21 +853,19 @@ def _iqr(values: Sequence[float]) -> float:
 TRAINER_VARIANTS = {
     "baseline": "Trainer.train_step as it stands",
     "threads": "Trainer.train_step as it stands, at the base thread count",
-    "tuned": "Trainer.train_step with the 'tuned' changes (proposed for csnet.train and csnet.models)",
 }
 
 
 def _trainer_actions(config_name: str, fusions: Sequence[str], device: torch.device, base_threads: int | None,
                      say: Callable[[str], None]) -> dict[str, tuple[Callable[[], Any], int | None]]:
-    """``Trainer.train_step`` closures per fusion (``TRAINER_VARIANTS``): as it stands, as it stands at
-    ``base_threads``, and with the "tuned" changes applied to the trainer instance."""
+    """``Trainer.train_step`` closures per fusion (``TRAINER_VARIANTS``): as it stands (the process's
+    threads) and at ``base_threads``."""
     try:
         from csnet.profiles import run_config
         from csnet.train import Trainer
     except ImportError as err:
         say(f"Trainer not timed ({err})")
         return {}
-    tuned, _ = TUNINGS["tuned"]
     out = {}
     for fusion in fusions:
         for name in TRAINER_VARIANTS:
@@ -962,16 +878,6 @@ def _trainer_actions(config_name: str, fusions: Sequence[str], device: torch.dev
             except Exception as err:  # missing text encoder, data …: the network rows still stand
                 say(f"Trainer not timed ({type(err).__name__}: {str(err).splitlines()[0][:160]})")
                 return {}
-            if name == "tuned":
-                apply_tuning(trainer.model, dataclasses.replace(tuned, channels_last=False))
-                if tuned.channels_last:
-                    trainer.channels_last = True
-                    trainer.pair.to(memory_format=torch.channels_last)
-                if tuned.optimizer != "default":
-                    trainer.optimizer = torch.optim.AdamW(trainer.pair.parameters(), lr=cfg.lr,
-                                                          weight_decay=cfg.weight_decay,
-                                                          **{tuned.optimizer: True})
-                    trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, lambda step: 1.0)
             generator = torch.Generator().manual_seed(0)
             batch = {
                 "degraded": torch.rand(cfg.batch_size, 3, cfg.patch_size, cfg.patch_size, generator=generator),
@@ -980,7 +886,7 @@ def _trainer_actions(config_name: str, fusions: Sequence[str], device: torch.dev
             }
             out[f"trainer:{fusion}/{name if name != 'threads' else f'threads={base_threads}'}"] = (
                 (lambda trainer=trainer, batch=batch: trainer.train_step(batch)),
-                {"baseline": None, "threads": base_threads, "tuned": tuned.threads}[name],
+                {"baseline": None, "threads": base_threads}[name],
             )
     return out
 
