@@ -40,6 +40,7 @@ class Tuning:
     channels_last: bool = False  # model and batch in channels-last memory format
     compile: bool = False  # torch.compile(model) (default mode, inductor)
 
+
 # The candidates ``--tuning`` measures against the code as it stands. The earlier candidates fused
 # LayerNorm, folded selection and fused AdamW are applied (their measurement is
 # results/bench/tuning-quick-cpu.csv); SDPA attention and foreach AdamW did not beat the noise there and
@@ -97,8 +98,9 @@ def run_tuning(config_name: str = "quick", fusions: Sequence[str] = ("none", "ha
     ``compile_pays_within_steps`` is how many steps the faster steps take to earn it back.
     ``max_abs_diff`` compares the variant's output with the baseline's (same weights) on one batch.
     With ``trainer``, ``Trainer.train_step`` (network, image prompt encoder and contrastive loss: what
-    ``csnet train`` runs) is timed as it stands and at ``base_threads`` (scope ``trainer``). The rows carry the load average at the start (``check_load``: refused when it shows
-    other work, unless ``allow_load``)."""
+    ``csnet train`` runs) is timed as it stands and at ``base_threads`` (scope ``trainer``). The rows
+    carry the load average at the start (``check_load``: refused when it shows other work, unless
+    ``allow_load``)."""
     device = torch.device(device)
     say = progress or (lambda message: None)
     config = bench_config(config_name, device)
