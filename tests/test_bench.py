@@ -1,8 +1,10 @@
-"""``csnet bench``: FLOP counting with the depthwise correction, the tuned computations' equivalence, and
-the tables the command writes. Performance itself is measured by the benchmark, never asserted here."""
+"""``csnet bench``: FLOP counting with the depthwise correction, the equivalence of the applied speed-ups
+that ``--tuning`` measured, what ``--tuning`` still measures, and the tables the command writes.
+Performance itself is measured by the benchmark, never asserted here."""
 from __future__ import annotations
 
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -30,7 +32,7 @@ def _one_thread():
 def _quiet_machine(monkeypatch):
     # These tests check the code, not the machine: a busy CI runner must not make csnet bench refuse
     # (test_recipe.py tests the refusal itself).
-    monkeypatch.setattr(bench, "_load_average", lambda: 0.0)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
 
 
 def _count(module: nn.Module, x: torch.Tensor, counter) -> tuple[int, int]:
@@ -89,45 +91,90 @@ def _tiny_model(fusion: str, **overrides) -> nn.Module:
     return build_model(ModelConfig.tiny(fusion=fusion, **overrides))
 
 
-@pytest.mark.parametrize("fusion", ["none", "hard_select", "soft_gate", "random_select"])
-@pytest.mark.parametrize("name", ["fused_layer_norm", "sdpa_attention", "folded_selection", "channels_last"])
-def test_tuned_computations_give_the_same_outputs_and_gradients(fusion, name):
-    tuning, _ = bench.TUNINGS[name]
-    reference, tuned = _tiny_model(fusion), bench.apply_tuning(_tiny_model(fusion), tuning)
+def _written_path(model: nn.Module):
+    """A no-op hook on every selection probe: the selection blocks then compute expansion, weighting and
+    contraction as written even while autograd records (``ChannelSelectionBlock._fold``)."""
+    return [site.fusion.selection_probe.register_forward_hook(lambda module, args, out: None)
+            for site in model.fusion_sites.values() if hasattr(site.fusion, "selection_probe")]
+
+
+@pytest.mark.parametrize("start", ["projection", "identity"])
+@pytest.mark.parametrize("fusion", ["hard_select", "soft_gate", "random_select"])
+def test_applied_folded_selection_gives_the_written_outputs_and_gradients(fusion, start):
+    # The folded selection block that ``--tuning`` measured is applied in csnet.models.fusion; it must be
+    # the written computation (with the residual of selection_start="identity") in value and gradient.
+    folded = _tiny_model(fusion, selection_start=start, bias=True)
+    written = _tiny_model(fusion, selection_start=start, bias=True)
+    for block in (folded, written):  # a non-zero contraction, so the identity start is no special case
+        for site in block.fusion_sites.values():
+            torch.nn.init.normal_(site.fusion.channel_contraction.weight,
+                                  generator=torch.Generator().manual_seed(5), std=0.1)
     generator = torch.Generator().manual_seed(3)
     image = torch.rand(2, 3, 24, 24, generator=generator)
     prompt = torch.nn.functional.normalize(torch.randn(2, 512, generator=generator), dim=1)
-    memory = torch.channels_last if tuning.channels_last else torch.contiguous_format
-    expected = reference(image, prompt)
-    got = tuned(image.contiguous(memory_format=memory), prompt)
+    hooks = _written_path(written)
+    expected = written(image, prompt)
+    got = folded(image, prompt)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     expected.square().mean().backward()
     got.square().mean().backward()
-    for (key, want), (_, have) in zip(reference.named_parameters(), tuned.named_parameters()):
+    for handle in hooks:
+        handle.remove()
+    for (key, want), (_, have) in zip(written.named_parameters(), folded.named_parameters()):
         if want.grad is None:
             assert have.grad is None, key
         else:
             torch.testing.assert_close(have.grad, want.grad, rtol=1e-4, atol=1e-6, msg=key)
 
 
-def test_folded_selection_keeps_forcing_and_leaves_analyses_bit_identical():
-    reference = _tiny_model("hard_select", bias=True)
-    tuned = bench.apply_tuning(_tiny_model("hard_select", bias=True), bench.Tuning(selection="folded"))
+def test_applied_folded_selection_keeps_forcing_and_leaves_analyses_bit_identical():
+    model = _tiny_model("hard_select", bias=True)
     image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     prompt = torch.nn.functional.normalize(torch.randn(1, 512, generator=torch.Generator().manual_seed(1)), dim=1)
     forced = {"skip_fusion_level1": torch.tensor([0, 3, 5])}
-    with reference.force_channels(forced), tuned.force_channels(forced):
-        torch.testing.assert_close(tuned(image, prompt), reference(image, prompt), rtol=1e-5, atol=1e-5)
-    # without autograd (evaluation, studies) every step runs as written: bit-identical outputs
-    with torch.no_grad():
-        assert torch.equal(tuned(image, prompt), reference(image, prompt))
+    with model.force_channels(forced):
+        folded = model(image, prompt)
+        hooks = _written_path(model)
+        torch.testing.assert_close(folded, model(image, prompt), rtol=1e-5, atol=1e-5)
+        for handle in hooks:
+            handle.remove()
     # and a hook on the probe sees F_s (B, κĈ, H, W) even while autograd records
     seen = []
-    site = tuned.fusion_sites["skip_fusion_level1"].fusion
+    site = model.fusion_sites["skip_fusion_level1"].fusion
     handle = site.selection_probe.register_forward_hook(lambda module, args, out: seen.append(out.shape))
-    tuned(image, prompt)
+    model(image, prompt)
     handle.remove()
     assert seen == [torch.Size([1, site.expanded, 16, 16])]
+
+
+def test_tuning_offers_only_what_is_not_applied_and_names_the_removed_variants():
+    assert set(bench.TUNINGS) == {"baseline", "threads=1", "channels_last", "compile"}
+    for removed in ("fused_layer_norm", "folded_selection", "fused_adamw", "tuned", "sdpa_attention"):
+        with pytest.raises(ValueError, match=f"unknown tuning variants \\['{removed}'\\]; choose from baseline"):
+            bench.run_tuning("smoke", ["hard_select"], [removed], rounds=1, trainer=False)
+
+
+def test_channels_last_step_computes_the_same_function():
+    config = bench.bench_config("smoke")
+    reference = bench.build(config, "hard_select")
+    action, model = bench.tuning._tuned_step(config, "hard_select", bench.Tuning(channels_last=True),
+                                             torch.device("cpu"), None)
+    assert bench.tuning._is_channels_last(model)
+    assert bench.tuning._max_difference(reference, model, config, torch.device("cpu")) < 1e-5
+    assert math.isfinite(float(action()))
+
+
+def test_network_step_uses_the_trainers_fused_adamw():
+    model = _tiny_model("none")
+    step = bench.train_step_action(model, 1, 16)
+    optimisers = [cell.cell_contents for cell in step.__closure__
+                  if isinstance(cell.cell_contents, torch.optim.AdamW)]
+    assert [adamw.defaults["fused"] for adamw in optimisers] == [True]  # as csnet.train.Trainer's
+    before = [p.detach().clone() for p in model.parameters()]
+    step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(ValueError, match="optimizer 'sgd' is not one of \\('default', 'foreach', 'fused'\\)"):
+        bench.train_step_action(model, 1, 16, optimizer="sgd")
 
 
 def test_bench_rows_have_every_column_and_positive_numbers():
@@ -182,10 +229,9 @@ def test_tiled_memory_stops_after_the_tiles_asked_for():
 
 @pytest.mark.slow
 def test_tuning_rows_compare_with_the_baseline(tmp_path):
-    rows = bench.run_tuning("smoke", ["hard_select"], ["fused_layer_norm", "folded_selection"], rounds=1,
-                            trainer=False)
+    rows = bench.run_tuning("smoke", ["hard_select"], ["channels_last"], rounds=1, trainer=False)
     names = [row["variant"] for row in rows]
-    assert names == ["baseline", "threads=1", "fused_layer_norm", "folded_selection"]
+    assert names == ["baseline", "threads=1", "channels_last"]
     assert rows[0]["ratio_to_baseline"] == 1.0
     assert all(row["max_abs_diff"] < 1e-5 for row in rows)
     assert all(row["reference"] == "threads=1" for row in rows[1:])

@@ -4,6 +4,7 @@ and resumes without retraining."""
 from __future__ import annotations
 
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -109,7 +110,7 @@ def test_time_to_quality_per_mechanism_seed_and_seed_mean():
 
 
 def test_busy_machine_is_refused_unless_allowed(monkeypatch, capsys):
-    monkeypatch.setattr(bench, "_load_average", lambda: 3.7)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.7, 3.7, 3.7))  # what csnet.bench.timing reads
     with pytest.raises(bench.BusyMachineError, match="load average 3.7 > 2 core"):
         bench.check_load(2)
     assert bench.check_load(2, allow=True) == {"load_average": 3.7, "load_override": True}
@@ -122,7 +123,7 @@ def test_busy_machine_is_refused_unless_allowed(monkeypatch, capsys):
 
 
 def test_dry_run_prints_the_plan_with_measured_seconds(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(bench, "_load_average", lambda: 0.0)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     status = main(["bench", "--recipe", "--profile", "smoke", "--jobs", "2", "--dry-run", "--seeds", "0",
                    "--lrs", "1e-3,2e-3", "-o", str(tmp_path)])
     assert status == 0
@@ -145,7 +146,7 @@ def test_plan_counts_models_shared_between_stages_once():
 
 @pytest.mark.slow
 def test_tiny_sweep_trains_writes_and_resumes_without_retraining(monkeypatch, tmp_path):
-    monkeypatch.setattr(bench, "_load_average", lambda: 0.0)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     args = ["bench", "--recipe", "--profile", "smoke", "--jobs", "2", "--seeds", "0", "--lrs", "1e-3,4e-3",
             "--recipe-steps", "4", "--milestones", "0.5,1", "--patches", "16x16,32x4",
             "--selection-fusions", "hard_select,soft_gate", "--val-max-images", "1", "-o", str(tmp_path)]
