@@ -116,6 +116,19 @@ def crossed_bootstrap(a: np.ndarray, b: np.ndarray | None = None, *, paired: boo
     return lo, hi
 
 
+def mean_interval(df: pd.DataFrame, value: str, *, n_boot: int = 2000, seed: int = 0, ci: float = 0.95,
+                  seed_col: str = "seed", image_col: str = "image") -> dict:
+    """Mean of ``value`` (over per-seed means of complete images) with its crossed seed × image
+    bootstrap interval: ``{"estimate", "lo", "hi", "n_seeds", "n_images", "seed_sd"}``."""
+    (matrix,) = _complete(seed_image_matrix(df, value, seed_col=seed_col, image_col=image_col))
+    if matrix.size == 0:
+        raise ValueError(f"no complete seed × image table of {value!r} (seeds {list(matrix.index)})")
+    lo, hi = crossed_bootstrap(matrix.to_numpy(), n_boot=n_boot, seed=seed, ci=ci)
+    per_seed = matrix.mean(axis=1)
+    return {"estimate": float(per_seed.mean()), "lo": float(lo), "hi": float(hi), "n_seeds": int(len(matrix)),
+            "n_images": int(matrix.shape[1]), "seed_sd": float(per_seed.std(ddof=1)) if len(matrix) > 1 else np.nan}
+
+
 # ----------------------------------------------------------------------------- tests over seeds
 def seed_tests(a: np.ndarray, b: np.ndarray, *, paired: bool, margin: float | None = None) -> dict:
     """t-tests over per-seed means: ``a``, ``b`` are ``(..., n_seeds)`` (batch axes allowed).
@@ -268,6 +281,10 @@ def underpowered(n_seeds: int, *, alpha: float = 0.05, family_size: int = 1, pai
     return detectable_effect(n_seeds, alpha=alpha, family_size=family_size, paired=paired) > MAX_DETECTABLE_SD
 
 
+def _seeds(n) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def verdict_label(p_holm: float, p_equivalence_holm: float, margin: float, *, alpha: float, n_seeds: int,
                   family_size: int, paired: bool, unit: str = "") -> str:
     """The three-way verdict of one comparison (the one rule every study uses)."""
@@ -276,7 +293,7 @@ def verdict_label(p_holm: float, p_equivalence_holm: float, margin: float, *, al
     if np.isfinite(p_equivalence_holm) and p_equivalence_holm < alpha:
         return f"equivalent within ±{margin:g}{' ' + unit if unit else ''}"
     if underpowered(n_seeds, alpha=alpha, family_size=family_size, paired=paired):
-        return (f"inconclusive (underpowered: {n_seeds} seeds cannot reach α = {alpha:g} after Holm over "
+        return (f"inconclusive (underpowered: {_seeds(n_seeds)} cannot reach α = {alpha:g} after Holm over "
                 f"{family_size})")
     return "inconclusive"
 
@@ -322,15 +339,15 @@ def format_mean_std(mean: float, std: float | None, digits: int = 2) -> str:
 
 def verdict_sentence(subject: str, row, *, unit: str = "dB", digits: int = 2) -> str:
     """One comparison as a sentence with its unit, e.g. ``"own − noise's set on derain: +0.18 dB (95% CI
-    −0.04 to +0.40; seeds and images resampled), 2 of 3 seeds agree, paired t over 3 seeds p = 0.310
+    −0.04 to +0.40 over seeds and images), 2 of 3 seeds agree, paired t over 3 seeds p = 0.310
     (Holm p = 0.930): inconclusive"``. ``row`` is a mapping or a row of :func:`add_verdicts`."""
     get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
     u = f" {unit}" if unit else ""
     ci = int(round(get("ci", 0.95) * 100))
-    agree = (f"{get('seeds_agree')} of {get('n_seed_pairs')} seeds agree, " if get("n_seed_pairs", 0) else "")
-    test = str(get("test")).replace("over seeds", f"over {get('n_seeds')} seeds")
-    return (f"{subject}: {get('estimate'):+.{digits}f}{u} ({ci}% CI {get('lo'):+.{digits}f} to {get('hi'):+.{digits}f}; "
-            f"seeds and images resampled), {agree}{test} "
+    agree = (f"{get('seeds_agree')} of {_seeds(get('n_seed_pairs'))} agree, " if get("n_seed_pairs", 0) else "")
+    test = str(get("test")).replace("over seeds", f"over {_seeds(get('n_seeds'))}")
+    return (f"{subject}: {get('estimate'):+.{digits}f}{u} ({ci}% CI {get('lo'):+.{digits}f} to {get('hi'):+.{digits}f} "
+            f"over seeds and images), {agree}{test} "
             f"{format_p(get('p_value'))} (Holm {format_p(get('p_holm'))}): {get('verdict')}")
 
 
@@ -357,7 +374,7 @@ def design_sentence(n_seeds: int, seed_sd: float, *, unit: str = "dB", alpha: fl
     effect = detectable_effect(n_seeds, seed_sd, alpha=alpha, family_size=family_size, paired=paired)
     u = f" {unit}" if unit else ""
     if not np.isfinite(effect):
-        return f"With {n_seeds} seed(s) no seed-level test is possible."
+        return f"With {_seeds(n_seeds)} no seed-level test is possible."
     return (f"With {n_seeds} seeds ({'paired' if paired else 'Welch'} t, α = {alpha:g} after Holm over "
             f"{family_size}) and a measured seed SD of {seed_sd:.2f}{u}, differences of {effect:.2f}{u} or more "
             f"are detected with {POWER:.0%} power.")
@@ -383,6 +400,13 @@ def mean_std_over_seeds(df: pd.DataFrame, by: str | Sequence[str], value: str | 
     out.columns = [f"{v}_{stat}" for v, stat in out.columns]
     out["n_seeds"] = grouped[seed_col].nunique()
     return out.reset_index()
+
+
+def format_count(subject: str, hits, *, unit: str = "columns") -> str:
+    """A descriptive count computed from booleans, e.g. ``"own channels best in 3 of 3 columns"``
+    (no inference: the verdicts say what is significant)."""
+    hits = np.asarray(hits, dtype=bool).reshape(-1)
+    return f"{subject} in {int(hits.sum())} of {hits.size} {unit}"
 
 
 def join_verdicts(parts: Sequence[str]) -> str:

@@ -129,6 +129,7 @@ def test_formatting_helpers():
     assert stats.format_mean_std(31.4912, 0.1234) == "31.49 ± 0.12"
     assert stats.format_mean_std(31.4912, float("nan")) == "31.49"
     assert stats.join_verdicts(["a b.", "", "c d"]) == "A b; c d."
+    assert stats.format_count("best", [True, False, True], unit="tasks") == "best in 2 of 3 tasks"
 
 
 def test_mean_std_over_seeds_averages_images_first():
