@@ -61,7 +61,7 @@ def seed_image_matrix(df: pd.DataFrame, value: str, *, seed_col: str = "seed",
     missing = [c for c in (value, seed_col, image_col) if c not in df.columns]
     if missing:
         raise ValueError(f"columns {missing} not in the frame; it has {list(df.columns)}")
-    values = pd.to_numeric(df[value], errors="coerce")
+    values = pd.to_numeric(df[value], errors="coerce").astype(float)  # booleans (correct) count as 0/1
     if not np.isfinite(values.to_numpy(dtype=float)).all():
         raise ValueError(f"{value} has non-finite values: drop or fix them before comparing")
     return df.assign(**{value: values}).pivot_table(index=seed_col, columns=image_col, values=value,
@@ -293,8 +293,10 @@ def verdict_label(p_holm: float, p_equivalence_holm: float, margin: float, *, al
     if np.isfinite(p_equivalence_holm) and p_equivalence_holm < alpha:
         return f"equivalent within ±{margin:g}{' ' + unit if unit else ''}"
     if underpowered(n_seeds, alpha=alpha, family_size=family_size, paired=paired):
-        return (f"inconclusive (underpowered: {_seeds(n_seeds)} cannot reach α = {alpha:g} after Holm over "
-                f"{family_size})")
+        need = detectable_effect(n_seeds, alpha=alpha, family_size=family_size, paired=paired)
+        reach = f"80% power needs ≥ {need:.1f} seed SDs" if np.isfinite(need) else "no t-test over seeds"
+        return (f"inconclusive (underpowered: {_seeds(n_seeds)} cannot reliably reach α = {alpha:g} after Holm "
+                f"over {family_size}; {reach})")
     return "inconclusive"
 
 
@@ -337,16 +339,18 @@ def format_mean_std(mean: float, std: float | None, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def verdict_sentence(subject: str, row, *, unit: str = "dB", digits: int = 2) -> str:
+def verdict_sentence(subject: str, row, *, unit: str = "dB", digits: int = 2, scale: float = 1.0) -> str:
     """One comparison as a sentence with its unit, e.g. ``"own − noise's set on derain: +0.18 dB (95% CI
     −0.04 to +0.40 over seeds and images), 2 of 3 seeds agree, paired t over 3 seeds p = 0.310
-    (Holm p = 0.930): inconclusive"``. ``row`` is a mapping or a row of :func:`add_verdicts`."""
+    (Holm p = 0.930): inconclusive"``. ``row`` is a mapping or a row of :func:`add_verdicts`; ``scale``
+    multiplies the estimate and interval (e.g. 100 for accuracy in points)."""
     get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
     u = f" {unit}" if unit else ""
     ci = int(round(get("ci", 0.95) * 100))
     agree = (f"{get('seeds_agree')} of {_seeds(get('n_seed_pairs'))} agree, " if get("n_seed_pairs", 0) else "")
     test = str(get("test")).replace("over seeds", f"over {_seeds(get('n_seeds'))}")
-    return (f"{subject}: {get('estimate'):+.{digits}f}{u} ({ci}% CI {get('lo'):+.{digits}f} to {get('hi'):+.{digits}f} "
+    estimate, lo, hi = (scale * get(k) for k in ("estimate", "lo", "hi"))
+    return (f"{subject}: {estimate:+.{digits}f}{u} ({ci}% CI {lo:+.{digits}f} to {hi:+.{digits}f} "
             f"over seeds and images), {agree}{test} "
             f"{format_p(get('p_value'))} (Holm {format_p(get('p_holm'))}): {get('verdict')}")
 

@@ -47,7 +47,7 @@ def test_notebook01_writes_table1_controls_figures_and_manifest(smoke_suite):
     assert verdict["profile"] == "smoke (numbers not meaningful)"
     assert verdict["verdicts"]["hard_select"].startswith("Own channels against the network's other channel sets "
                                                          "(paired t over seeds, Holm over 15): ")
-    assert "underpowered: 1 seed cannot reach" in verdict["verdicts"]["hard_select"]  # smoke has one seed
+    assert "underpowered: 1 seed cannot reliably reach" in verdict["verdicts"]["hard_select"]  # smoke has one seed
 
     for name in ("delta_psnr_heatmap", "delta_psnr_heatmap_mask_noise", "channel_overlap_jaccard"):
         assert (folder / f"{name}.pdf").stat().st_size > 0 and (folder / f"{name}.png").stat().st_size > 0

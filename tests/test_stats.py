@@ -89,7 +89,10 @@ def test_underpowered_designs_say_so():
     assert stats.underpowered(2) and not stats.underpowered(5)
     assert stats.underpowered(3, family_size=6) and not stats.underpowered(3, family_size=1)
     label = stats.verdict_label(0.3, 0.9, 0.25, alpha=0.05, n_seeds=3, family_size=6, paired=True)
-    assert label == "inconclusive (underpowered: 3 seeds cannot reach α = 0.05 after Holm over 6)"
+    assert label == ("inconclusive (underpowered: 3 seeds cannot reliably reach α = 0.05 after Holm over 6; "
+                     "80% power needs ≥ 6.9 seed SDs)")
+    one = stats.verdict_label(np.nan, np.nan, 0.25, alpha=0.05, n_seeds=1, family_size=1, paired=True)
+    assert one.endswith("1 seed cannot reliably reach α = 0.05 after Holm over 1; no t-test over seeds)")
     assert stats.detectable_effect(5, 0.5) == pytest.approx(0.5 * stats.detectable_effect(5))
     assert stats.detectable_effect(1, 0.5) == float("inf")
     assert "0.84 dB or more" in stats.design_sentence(5, 0.5)  # TTestPower: d = 1.68 at n = 5
