@@ -843,7 +843,7 @@ def verdict(predictions: pd.DataFrame, growth: pd.DataFrame, zero_shot: pd.DataF
         for row in tested.to_dict("records"):
             row["verdict"] = row["verdict"].replace(f"±{row['margin']:g} points", f"±{100 * row['margin']:g} points")
             parts.append(stats.verdict_sentence(f"{text_recogniser} − {row['baseline'].split(' (')[0]} on {row['scope']}",
-                                                row, unit="points", digits=1, scale=100))
+                                                row, unit="points", digits=1, scale=100, crossed="photos"))
         if not tested.empty:
             parts.append(stats.design_sentence(int(tested["n_seeds"].min()), 100 * float(tested["seed_sd"].median()),
                                                unit="points", family_size=len(tested)))

@@ -717,7 +717,7 @@ def verdict(summary: pd.DataFrame, comparisons: pd.DataFrame, correlations: pd.D
     if not summary.empty:
         described = ", ".join(
             f"{r.mechanism} {r.jaccard_above_chance:+.2f} [{r.jaccard_above_chance_lo:+.2f}, "
-            f"{r.jaccard_above_chance_hi:+.2f}]" + (f" ({r.above_chance_verdict})" if "above_chance_verdict" in summary else "")
+            f"{r.jaccard_above_chance_hi:+.2f}]" + (f" {r.above_chance_verdict.split(' (')[0]}" if "above_chance_verdict" in summary else "")
             for r in summary.itertuples())
         parts.append(f"between-task Jaccard of the top {top_k_fraction:.0%} ablation-sensitive channels at the "
                      f"site outputs above each site's chance level (mean over seeds of the mean over sites, 95% CI "
@@ -726,7 +726,8 @@ def verdict(summary: pd.DataFrame, comparisons: pd.DataFrame, correlations: pd.D
         for measure, rows in comparisons.groupby("measure", sort=False):
             what = "overlap above chance" if measure == "jaccard_above_chance" else "specificity index"
             for r in rows.to_dict("records"):
-                parts.append(stats.verdict_sentence(f"{what}, {reference} − {r['other']}", r, unit="", digits=3))
+                parts.append(stats.verdict_sentence(f"{what}, {reference} − {r['other']}", r, unit="", digits=3,
+                                                    crossed="sites"))
         jaccard = comparisons[comparisons["measure"] == "jaccard_above_chance"]
         if not jaccard.empty:
             parts.append(stats.design_sentence(int(jaccard["n_seeds"].min()), float(jaccard["seed_sd"].median()),

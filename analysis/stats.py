@@ -339,11 +339,13 @@ def format_mean_std(mean: float, std: float | None, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def verdict_sentence(subject: str, row, *, unit: str = "dB", digits: int = 2, scale: float = 1.0) -> str:
+def verdict_sentence(subject: str, row, *, unit: str = "dB", digits: int = 2, scale: float = 1.0,
+                     crossed: str = "images") -> str:
     """One comparison as a sentence with its unit, e.g. ``"own − noise's set on derain: +0.18 dB (95% CI
     −0.04 to +0.40 over seeds and images), 2 of 3 seeds agree, paired t over 3 seeds p = 0.310
     (Holm p = 0.930): inconclusive"``. ``row`` is a mapping or a row of :func:`add_verdicts`; ``scale``
-    multiplies the estimate and interval (e.g. 100 for accuracy in points)."""
+    multiplies the estimate and interval (e.g. 100 for accuracy in points); ``crossed`` names the second
+    resampled factor (images, photos, sites)."""
     get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
     u = f" {unit}" if unit else ""
     ci = int(round(get("ci", 0.95) * 100))
@@ -351,7 +353,7 @@ def verdict_sentence(subject: str, row, *, unit: str = "dB", digits: int = 2, sc
     test = str(get("test")).replace("over seeds", f"over {_seeds(get('n_seeds'))}")
     estimate, lo, hi = (scale * get(k) for k in ("estimate", "lo", "hi"))
     return (f"{subject}: {estimate:+.{digits}f}{u} ({ci}% CI {lo:+.{digits}f} to {hi:+.{digits}f} "
-            f"over seeds and images), {agree}{test} "
+            f"over seeds and {crossed}), {agree}{test} "
             f"{format_p(get('p_value'))} (Holm {format_p(get('p_holm'))}): {get('verdict')}")
 
 
