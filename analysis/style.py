@@ -247,7 +247,7 @@ def wrap(text: str, width: int = 40) -> str:
     import textwrap
 
     text = display_text(text)
-    return "\n".join(textwrap.wrap(text, width)) or text
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text  # "one-hot" stays whole
 
 
 def bars_note(interval: str) -> str:
