@@ -232,8 +232,13 @@ def display_text(text) -> str:
 
     for phrase, name in DISPLAY_PHRASES.items():
         text = str(text).replace(phrase, name)
-    return re.sub(r"[A-Za-z_][A-Za-z0-9_]*",
-                  lambda m: DISPLAY_NAMES.get(m.group(0), m.group(0)) if "_" in m.group(0) else m.group(0), str(text))
+    def name(match) -> str:  # a variant key joined by "+" (hard_select+mask_noise) is looked up whole first
+        whole = match.group(0)
+        if "_" in whole and whole in DISPLAY_NAMES:
+            return DISPLAY_NAMES[whole]
+        return "+".join(DISPLAY_NAMES.get(part, part) if "_" in part else part for part in whole.split("+"))
+
+    return re.sub(r"[A-Za-z_][A-Za-z0-9_]*(?:\+[A-Za-z_][A-Za-z0-9_]*)*", name, str(text))
 
 
 def wrap(text: str, width: int = 40) -> str:
@@ -242,7 +247,7 @@ def wrap(text: str, width: int = 40) -> str:
     import textwrap
 
     text = display_text(text)
-    return "\n".join(textwrap.wrap(text, width)) or text
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text  # "one-hot" stays whole
 
 
 def bars_note(interval: str) -> str:

@@ -323,6 +323,17 @@ def test_display_names():
     assert style.display_text("text anchors: wordllama l2_supercat") == "text anchors: WordLlama L2"
     assert style.display_name(table1.own_condition("noise")) == "Noise channels"
     assert style.display_name("something else") == "something else"
+    # a variant key joined by "+" is named whole in titles (notebook 01's mask-noise heatmap)
+    assert style.display_text("hard_select+mask_noise — cpu") == "Hard select + mask noise — cpu"
+
+
+def test_delta_heatmap_prints_no_negative_zero():
+    summary = pd.DataFrame({"channels": [table1.own_condition("noise"), "tiny loss"],
+                            "denoise_25_psnr": [30.0, 29.96]})
+    fig = table1_plots.delta_heatmap(summary, ["denoise_25"], ["noise"], "t")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    plt.close(fig)
+    assert texts == ["0.0", "0.0"], texts
 
 
 def test_no_figure_code_sets_a_font_size():

@@ -46,7 +46,7 @@ def sweep_figure(sweep_table: pd.DataFrame, sweep: str, tasks: Sequence[str], ti
     ax.set_xlabel(style.display_name(sweep))
     ax.set_ylabel("PSNR (dB)")
     fig.legend(loc="outside lower center", ncols=3,
-               title=f"mean; {'bars' if categorical else 'bands'}: {interval}; ringed: default")
+               title=style.wrap(f"mean; {'bars' if categorical else 'bands'}: {interval}; ringed: default", 44))
     if title:
         ax.set_title(style.wrap(title, 36))
     return fig

@@ -38,7 +38,7 @@ def confusion_figure(matrices: Mapping[str, pd.DataFrame], title: str):
         sns.heatmap(shown, annot=len(shown.columns) <= ANNOTATE_UP_TO, fmt=".2f", vmin=0, vmax=1,
                     cmap=style.SEQUENTIAL_CMAP, cbar=False, ax=ax, square=True, yticklabels=i % ncols == 0,
                     xticklabels=True)
-        ax.set_title(style.wrap(name, 24))
+        ax.set_title(style.wrap(name, 18 if ncols == 3 else 24))  # three panels abreast: ~18 characters each
         ax.set_xlabel("predicted")
         ax.set_ylabel("true" if i % ncols == 0 else "")
         ax.tick_params(axis="x", labelrotation=90)
@@ -53,9 +53,10 @@ def growth_figure(growth: pd.DataFrame, title: str, interval: str = "95% CI"):
     of the ``lo``/``hi`` columns (``interval`` names it) and the chance level."""
     fig, ax = style.figure("column", height=3.6)
     recognisers = list(dict.fromkeys(growth["recogniser"]))
-    for colour, recogniser in zip(style.colours(recognisers), recognisers):
+    dodge = 0.08  # recognisers side by side at each class count, so equal accuracies do not hide each other
+    for i, (colour, recogniser) in enumerate(zip(style.colours(recognisers), recognisers)):
         group = growth[growth["recogniser"] == recogniser].sort_values("n_classes")
-        ax.errorbar(group["n_classes"], group["accuracy"],
+        ax.errorbar(group["n_classes"] + (i - (len(recognisers) - 1) / 2) * dodge, group["accuracy"],
                     yerr=[group["accuracy"] - group["lo"], group["hi"] - group["accuracy"]],
                     marker="o", ms=3, capsize=2, lw=1, color=colour, label=style.wrap(recogniser, 45))
     n_classes = sorted(growth["n_classes"].unique())

@@ -116,7 +116,8 @@ def _site_bars(data: pd.DataFrame, value: str, ylabel: str, chance: pd.Series | 
         ax.hlines(level, i - 0.4, i + 0.4, colors="black", linestyles="dashed", linewidth=0.8)
     handles = [Patch(facecolor=palette[m]) for m in palette]
     handles.append(Line2D([], [], color="black", linestyle="dashed", linewidth=0.8))
-    fig.legend(handles, list(palette) + [chance_label], loc="outside upper center", ncols=2,
+    # the chance entry wrapped: two columns of a one-column figure hold ~20 characters each
+    fig.legend(handles, list(palette) + [style.wrap(chance_label, 16)], loc="outside upper center", ncols=2,
                title=f"mean; {style.bars_note(interval)}")
     ax.set_ylim(0, top)
     ax.set_ylabel(ylabel)
@@ -159,7 +160,7 @@ def summary_figure(summary: pd.DataFrame, interval: str = "95% CI"):
     ax.set_yticks(y, style.display_names(summary["mechanism"]))
     ax.set_ylim(-0.5, len(summary) - 0.5)
     ax.invert_yaxis()
-    ax.set_xlabel(f"top-k Jaccard between tasks\n(mean; {style.bars_note(interval)})")
+    ax.set_xlabel("top-k Jaccard between tasks\n" + style.wrap(f"(mean; {style.bars_note(interval)})", 26))
     ax.set_xlim(0, 1)
     ax.legend(loc="lower right")
     return fig

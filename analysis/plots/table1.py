@@ -25,7 +25,8 @@ def delta_heatmap(summary: pd.DataFrame, tasks: Sequence[str], labels: Sequence[
     fig, ax = style.figure("page", height=max(2.3, 0.9 + 0.22 * len(delta)))  # room for the bar's label
     finite = np.abs(delta.to_numpy(dtype=float))
     limit = float(np.nanmax(finite)) if np.isfinite(finite).any() else 1.0
-    sns.heatmap(delta, annot=True, fmt=".1f", cmap="RdBu", center=0, vmin=-(limit or 1.0), vmax=limit or 1.0,
+    annot = delta.round(1) + 0.0  # + 0.0 turns the -0.0 of a rounded small negative into 0.0
+    sns.heatmap(delta, annot=annot, fmt=".1f", cmap="RdBu", center=0, vmin=-(limit or 1.0), vmax=limit or 1.0,
                 ax=ax, cbar_kws={"label": "ΔPSNR vs own channels (dB)\nmean over seeds"})
     ax.set_xlabel("evaluated task")
     ax.set_ylabel("")
