@@ -12,8 +12,11 @@ prompt of the true label (P_t, an oracle). Around that comparison:
 - **sweeps** of hard selection's keep ratio ω, expansion κ and gradient estimator;
 - **reference rows** (``analysis.classical``): the degraded input and classical restorers on the same
   images, labelled as references;
-- **statistics**: mean ± std over seeds; paired per-image tests (bootstrap CI, sign-flip p, Holm) of
-  ``hard_select`` against every other mechanism; verdict sentences built from those numbers only;
+- **statistics** (``analysis.stats``, the seed is the replicate): mean ± std over seeds; ``hard_select``
+  against every other mechanism by a t-test over per-seed means (Welch: at a given seed the mechanisms
+  start from different backbone weights, so seeds do not pair; ``paired_seeds=True`` once they do),
+  crossed seed × image bootstrap intervals, sign agreement, Holm over declared families and three-way
+  verdicts; verdict sentences built from those numbers only;
 - a table laid out like the paper's Table II, with the anchors' published numbers beside ours and
   labelled as published on their data (not comparable).
 
@@ -279,21 +282,24 @@ def oracle_gap(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- statistics
+HEADLINE = ("none", "soft_gate", "cross_attention")  # hard_select's headline opponents (≥ 5 seeds at cpu)
+POOLED = "all tasks"
 
 
-def _paired(scores: pd.DataFrame, method: str, keys: list[str], metric: str) -> pd.Series:
-    frame = scores[scores["method"] == method]
-    return frame.groupby(keys, sort=False)[metric].mean()
+def _pooled(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every (task, image) cell as one "image" of a pooled comparison (each task's photos count once)."""
+    return frame.assign(image=frame["task"].astype(str) + "/" + frame["image"].astype(str))
 
 
 def paired_tests(scores: pd.DataFrame, prompt_source: str, *, reference: str = REFERENCE,
                  others: Sequence[str] | None = None, metrics: Sequence[str] = ("psnr", "ssim"),
-                 n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+                 n_boot: int = 2000, seed: int = 0, alpha: float = 0.05, paired_seeds: bool = False,
+                 mixed: bool = True) -> pd.DataFrame:
     """``reference`` against every other learned method, per task and pooled over tasks ("all tasks").
 
-    Pairs are (seed, image) within a task, (seed, task, image) pooled; ``mean_diff`` is reference −
-    other with a percentile bootstrap CI and a sign-flip p-value, Holm-adjusted (``p_holm``) over every
-    row of the same metric."""
+    ``estimate`` is reference − other over per-seed means (t over seeds: Welch unless ``paired_seeds``),
+    with a crossed seed × image interval and the metric's default equivalence margin. Holm families:
+    per metric, the headline opponents (``HEADLINE``) and the remaining mechanisms."""
     frame = scores[(scores["prompt_source"] == prompt_source) & (scores["kind"] == LEARNED)]
     methods = list(dict.fromkeys(frame["method"]))
     others = [m for m in (others if others is not None else methods) if m != reference and m in methods]
@@ -301,25 +307,34 @@ def paired_tests(scores: pd.DataFrame, prompt_source: str, *, reference: str = R
     rows = []
     for metric in metrics:
         for other in others:
-            for task in tasks + ["all tasks"]:
-                subset = frame if task == "all tasks" else frame[frame["task"] == task]
-                keys = ["seed", "task", "image"]
-                ours = _paired(subset, reference, keys, metric)
-                theirs = _paired(subset, other, keys, metric)
-                common = ours.index.intersection(theirs.index)
-                if len(common) == 0:
+            for task in tasks + [POOLED]:
+                subset = _pooled(frame) if task == POOLED else frame[frame["task"] == task]
+                ours, theirs = subset[subset["method"] == reference], subset[subset["method"] == other]
+                if ours.empty or theirs.empty:
                     continue
-                result = stats.paired_bootstrap(ours.loc[common].to_numpy(), theirs.loc[common].to_numpy(),
-                                                n_boot=n_boot, seed=seed)
-                rows.append({"prompt_source": prompt_source, "metric": metric, "reference": reference,
-                             "other": other, "task": task, "reference_mean": float(ours.loc[common].mean()),
-                             "other_mean": float(theirs.loc[common].mean()), **result})
-    out = pd.DataFrame(rows)
-    if not out.empty:
-        out["p_holm"] = np.nan
-        for metric, group in out.groupby("metric"):
-            out.loc[group.index, "p_holm"] = stats.holm(group["p_value"].to_numpy())
-    return out
+                result = stats.compare(ours, theirs, metric, paired=paired_seeds, n_boot=n_boot, seed=seed,
+                                       mixed=mixed)
+                family = "headline" if other in HEADLINE else "other mechanisms"
+                rows.append({"prompt_source": prompt_source, "metric": metric, "family": family,
+                             "reference": reference, "other": other, "task": task,
+                             "reference_mean": float(ours[metric].mean()), "other_mean": float(theirs[metric].mean()),
+                             **result})
+    return stats.add_verdicts(pd.DataFrame(rows), alpha=alpha, family=["metric", "family"])
+
+
+def oracle_tests(scores: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05,
+                 mixed: bool = True) -> pd.DataFrame:
+    """Per learned method and task: text (oracle) − image prompt PSNR of the same model (paired over
+    seeds), Holm over the table; the inference behind :func:`oracle_gap`."""
+    learned = scores[scores["kind"] == LEARNED]
+    rows = []
+    for (method, task), group in learned.groupby(["method", "task"], sort=False):
+        text, image = group[group["prompt_source"] == "text"], group[group["prompt_source"] == "image"]
+        if text.empty or image.empty:
+            continue
+        rows.append({"method": method, "task": task,
+                     **stats.compare(text, image, "psnr", paired=True, n_boot=n_boot, seed=seed, mixed=mixed)})
+    return stats.add_verdicts(pd.DataFrame(rows), alpha=alpha, unit="dB")
 
 
 def best_counts(summary_frame: pd.DataFrame, tasks: Sequence[str], metric: str = "psnr") -> pd.Series:
@@ -330,29 +345,29 @@ def best_counts(summary_frame: pd.DataFrame, tasks: Sequence[str], metric: str =
 
 
 def verdict(tests: pd.DataFrame, summary_frame: pd.DataFrame, tasks: Sequence[str], *,
-            reference: str = REFERENCE, alpha: float = 0.05) -> str:
-    """Sentences computed from the paired tests and the summary (never written by hand): in how many
-    tasks ``reference`` has the best mean PSNR of the learned methods, and against each other method
-    in how many tasks it is ahead, and significantly so (Holm-adjusted p < ``alpha``)."""
+            reference: str = REFERENCE) -> str:
+    """Sentences computed from the tests and the summary (never written by hand): in how many tasks
+    ``reference`` has the best mean PSNR (descriptive), the verdict counts of its per-task comparisons
+    against each other mechanism, the pooled comparison against each headline opponent, and what the
+    design can detect."""
     if tests.empty:
-        return "No paired comparisons could be made (no common images)."
+        return "No comparisons could be made (no seed and image in common)."
     parts = []
     best = best_counts(summary_frame, tasks)
     n_methods = int((summary_frame["kind"] == LEARNED).sum())
-    parts.append(stats.format_verdict(f"the best mean PSNR of the {n_methods} mechanisms is {reference}'s",
-                                      [best.get(t) == reference for t in best.index], unit="tasks"))
-    psnr = tests[(tests["metric"] == "psnr") & (tests["task"] != "all tasks")]
-    for other, group in psnr.groupby("other", sort=False):
-        ahead = group["mean_diff"] > 0
-        parts.append(stats.format_verdict(f"{reference} above {other}", ahead, unit="tasks",
-                                          significant=ahead & (group["p_holm"] < alpha)))
-    pooled = tests[(tests["metric"] == "psnr") & (tests["task"] == "all tasks")]
-    if not pooled.empty:
-        ahead = pooled["mean_diff"] > 0
-        below = (pooled["mean_diff"] < 0) & (pooled["p_holm"] < alpha)
-        parts.append(stats.format_verdict(f"pooled over tasks, {reference} above", ahead, unit="other mechanisms",
-                                          significant=ahead & (pooled["p_holm"] < alpha))
-                     + f", significantly below in {int(below.sum())}")
+    parts.append(stats.format_count(f"the best mean PSNR of the {n_methods} mechanisms is {reference}'s "
+                                      f"(descriptive)", [best.get(t) == reference for t in best.index], unit="tasks"))
+    psnr = tests[tests["metric"] == "psnr"]
+    per_task = psnr[psnr["task"] != POOLED]
+    for other, group in per_task.groupby("other", sort=False):
+        parts.append(stats.summarise_verdicts(f"{reference} − {other} per task", group, unit="tasks"))
+    for row in psnr[psnr["task"] == POOLED].itertuples():
+        parts.append(stats.verdict_sentence(f"{reference} − {row.other} pooled over tasks", row._asdict()))
+    headline = psnr[(psnr["family"] == "headline") & (psnr["task"] == POOLED)]
+    if not headline.empty:
+        parts.append(stats.design_sentence(int(headline["n_seeds"].min()), float(headline["seed_sd"].median()),
+                                           family_size=int(headline["family_size"].max()),
+                                           paired=bool(headline["paired"].iloc[0])))
     return stats.join_verdicts(parts)
 
 
@@ -360,66 +375,64 @@ def verdict(tests: pd.DataFrame, summary_frame: pd.DataFrame, tasks: Sequence[st
 
 
 def interference(all_in_one: pd.DataFrame, single_task: pd.DataFrame, prompt_source: str, *,
-                 n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """The cost of sharing: per learned method and task, all-in-one − single-task PSNR, paired per
-    (seed, image) with the single-task model of the same seed (negative = the shared network is worse).
+                 n_boot: int = 2000, seed: int = 0, alpha: float = 0.05, mixed: bool = True) -> pd.DataFrame:
+    """The cost of sharing: per learned method and task, all-in-one − single-task PSNR (``gap_psnr``;
+    negative = the shared network is worse), Welch t over the two models' per-seed means (separately
+    trained networks), crossed interval, Holm over the table.
 
     ``single_task`` holds the single-task models' scores (any method name; one model per task group);
-    the all-in-one rows are those of ``prompt_source``. Holm-adjusted over the table."""
+    the all-in-one rows are those of ``prompt_source``."""
     frame = all_in_one[(all_in_one["prompt_source"] == prompt_source) & (all_in_one["kind"] == LEARNED)]
-    specialist = single_task.groupby(["seed", "task", "image"], sort=False)[["psnr", "ssim"]].mean()
     rows = []
     for method in dict.fromkeys(frame["method"]):
         for task in dict.fromkeys(single_task["task"]):
             ours = frame[(frame["method"] == method) & (frame["task"] == task)]
-            ours = ours.groupby(["seed", "task", "image"], sort=False)[["psnr", "ssim"]].mean()
-            common = ours.index.intersection(specialist.index)
-            if len(common) == 0:
+            theirs = single_task[single_task["task"] == task]
+            if ours.empty or theirs.empty:
                 continue
-            result = stats.paired_bootstrap(ours.loc[common, "psnr"].to_numpy(),
-                                            specialist.loc[common, "psnr"].to_numpy(), n_boot=n_boot, seed=seed)
+            result = stats.compare(ours, theirs, "psnr", paired=False, n_boot=n_boot, seed=seed, mixed=mixed)
             rows.append({"prompt_source": prompt_source, "method": method, "task": task,
-                         "all_in_one_psnr": float(ours.loc[common, "psnr"].mean()),
-                         "single_task_psnr": float(specialist.loc[common, "psnr"].mean()),
-                         "gap_ssim": float((ours.loc[common, "ssim"] - specialist.loc[common, "ssim"]).mean()),
-                         **{("gap_psnr" if k == "mean_diff" else k): v for k, v in result.items()}})
-    out = pd.DataFrame(rows)
-    if not out.empty:
-        out["p_holm"] = stats.holm(out["p_value"].to_numpy())
-    return out
+                         "all_in_one_psnr": float(ours["psnr"].mean()), "single_task_psnr": float(theirs["psnr"].mean()),
+                         "gap_ssim": float(ours["ssim"].mean() - theirs["ssim"].mean()),
+                         "gap_psnr": result["estimate"], "single_task_seeds": int(theirs["seed"].nunique()), **result})
+    return stats.add_verdicts(pd.DataFrame(rows), alpha=alpha, unit="dB")
 
 
 def interference_by_method(gaps: pd.DataFrame) -> pd.DataFrame:
-    """Mean gap over tasks per method (each task counts once), sorted from the smallest cost of sharing."""
+    """Mean gap over tasks per method (each task counts once), sorted from the smallest cost of sharing,
+    with how many of its tasks are called different."""
     out = gaps.groupby("method", sort=False).agg(mean_gap_psnr=("gap_psnr", "mean"),
                                                  worst_gap_psnr=("gap_psnr", "min"),
-                                                 tasks=("task", "nunique")).reset_index()
+                                                 tasks=("task", "nunique"),
+                                                 different=("verdict", lambda v: int((v == "different").sum())),
+                                                 single_task_seeds=("single_task_seeds", "min")).reset_index()
     return out.sort_values("mean_gap_psnr", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def interference_verdict(gaps: pd.DataFrame, *, reference: str = REFERENCE, alpha: float = 0.05) -> str:
-    """How often sharing costs PSNR, and where ``reference`` ranks by its mean cost — from the numbers."""
+def interference_verdict(gaps: pd.DataFrame, *, reference: str = REFERENCE) -> str:
+    """The verdicts of the cost of sharing, and where ``reference`` ranks by its mean cost, with the
+    number of single-task seeds the ranking rests on — from the numbers."""
     if gaps.empty:
         return "No single-task comparison could be made."
-    below = gaps["gap_psnr"] < 0
-    parts = [stats.format_verdict("the all-in-one model is below its single-task model", below,
-                                  unit="(mechanism, task) cells", significant=below & (gaps["p_holm"] < alpha))]
+    parts = [stats.summarise_verdicts("all-in-one − single-task model", gaps, unit="(mechanism, task) cells")]
     ranked = interference_by_method(gaps)
     if reference in set(ranked["method"]):
         rank = int(ranked.index[ranked["method"] == reference][0]) + 1
         gap = float(ranked.loc[ranked["method"] == reference, "mean_gap_psnr"].iloc[0])
+        n = int(ranked["single_task_seeds"].min())
         parts.append(f"{reference}'s mean gap is {gap:+.2f} dB, rank {rank} of {len(ranked)} from the smallest "
-                     f"cost of sharing (best: {ranked['method'].iloc[0]}, "
-                     f"{ranked['mean_gap_psnr'].iloc[0]:+.2f} dB)")
+                     f"cost of sharing (best: {ranked['method'].iloc[0]}, {ranked['mean_gap_psnr'].iloc[0]:+.2f} dB; "
+                     f"descriptive, the single-task models have {n} seed{'s' if n != 1 else ''})")
     return stats.join_verdicts(parts)
 
 
 # ----------------------------------------------------------------------------- sweeps
 
 
-def sweep_summary(scores: pd.DataFrame, points: pd.DataFrame, *, n_boot: int = 10_000,
+def sweep_summary(scores: pd.DataFrame, points: pd.DataFrame, *, n_boot: int = 2000,
                   seed: int = 0) -> pd.DataFrame:
-    """Per (sweep, value, task): mean PSNR/SSIM with a bootstrap 95% CI of the PSNR over (seed, image).
+    """Per (sweep, value, task): mean PSNR/SSIM over per-seed means with a crossed seed × image 95%
+    interval of the PSNR.
 
     ``scores`` has a ``variant`` column matching ``points["variant"]`` (a variant shared by several
     sweeps, e.g. the default point, appears in each)."""
@@ -427,13 +440,45 @@ def sweep_summary(scores: pd.DataFrame, points: pd.DataFrame, *, n_boot: int = 1
     for _, point in points.iterrows():
         frame = scores[scores["variant"] == point["variant"]]
         for task, group in frame.groupby("task", sort=False):
-            values = group.groupby(["seed", "image"])[["psnr", "ssim"]].mean()
-            ci = stats.bootstrap_ci(values["psnr"].to_numpy(), n_boot=n_boot, seed=seed)
+            ci = stats.mean_interval(group, "psnr", n_boot=n_boot, seed=seed)
             rows.append({"sweep": point["sweep"], "value": point["value"], "variant": point["variant"],
                          "default": bool(point["default"]), "task": task, "psnr": ci["estimate"],
-                         "psnr_lo": ci["lo"], "psnr_hi": ci["hi"], "ssim": float(values["ssim"].mean()),
-                         "n": ci["n"]})
+                         "psnr_lo": ci["lo"], "psnr_hi": ci["hi"], "ssim": float(group["ssim"].mean()),
+                         "n_seeds": ci["n_seeds"], "n_images": ci["n_images"]})
     return pd.DataFrame(rows)
+
+
+def sweep_tests(scores: pd.DataFrame, points: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0,
+                alpha: float = 0.05, mixed: bool = True) -> pd.DataFrame:
+    """Every swept value against the sweep's default point, per task and pooled over tasks (PSNR dB,
+    Welch t over seeds: a different ω, κ or estimator is another network), Holm per sweep."""
+    rows = []
+    for sweep, group in points.groupby("sweep", sort=False):
+        default = group[group["default"]]
+        if default.empty:
+            continue
+        base = scores[scores["variant"] == default["variant"].iloc[0]]
+        for _, point in group[~group["default"]].iterrows():
+            frame = scores[scores["variant"] == point["variant"]]
+            for task in list(dict.fromkeys(frame["task"])) + [POOLED]:
+                ours = _pooled(frame) if task == POOLED else frame[frame["task"] == task]
+                theirs = _pooled(base) if task == POOLED else base[base["task"] == task]
+                if ours.empty or theirs.empty:
+                    continue
+                rows.append({"sweep": sweep, "value": point["value"], "default_value": default["value"].iloc[0],
+                             "task": task, **stats.compare(ours, theirs, "psnr", paired=False, n_boot=n_boot,
+                                                           seed=seed, mixed=mixed)})
+    return stats.add_verdicts(pd.DataFrame(rows), alpha=alpha, family="sweep", unit="dB")
+
+
+def sweep_verdict(tests: pd.DataFrame) -> str:
+    """Per sweep, the verdicts of its points against the default (pooled over tasks)."""
+    if tests.empty:
+        return "No sweep comparison could be made."
+    pooled = tests[tests["task"] == POOLED]
+    return stats.join_verdicts([stats.summarise_verdicts(f"{sweep} against its default, pooled over tasks", group,
+                                                         unit="values")
+                                for sweep, group in pooled.groupby("sweep", sort=False)])
 
 
 def sweep_figure(sweep_table: pd.DataFrame, sweep: str, tasks: Sequence[str], title: str = ""):
@@ -485,8 +530,8 @@ def style_palette(n: int) -> list:
 
 
 def bar_table(scores: pd.DataFrame, tasks: Sequence[str], prompt_source: str, methods: Sequence[str], *,
-              n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """Mean PSNR and 95% bootstrap CI over (seed, image) per method and task: the bar chart's numbers."""
+              n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean PSNR and 95% crossed (seed × image) bootstrap interval per method and task: the bar chart's numbers."""
     frame = scores[scores["prompt_source"] == prompt_source]
     rows = []
     for method in methods:
@@ -494,10 +539,9 @@ def bar_table(scores: pd.DataFrame, tasks: Sequence[str], prompt_source: str, me
             cell = frame[(frame["method"] == method) & (frame["task"] == task)]
             if cell.empty:
                 continue
-            values = cell.groupby(["seed", "image"])["psnr"].mean().to_numpy()
-            ci = stats.bootstrap_ci(values, n_boot=n_boot, seed=seed)
+            ci = stats.mean_interval(cell, "psnr", n_boot=n_boot, seed=seed)
             rows.append({"method": method, "task": task, "psnr": ci["estimate"], "lo": ci["lo"], "hi": ci["hi"],
-                         "n": ci["n"]})
+                         "n_seeds": ci["n_seeds"], "n_images": ci["n_images"]})
     return pd.DataFrame(rows)
 
 

@@ -665,26 +665,26 @@ def synthesis_source(data_source: str) -> str:
     return data_source if isinstance(data_source, str) and data_source in KEYWORD_SOURCES else "mixed"
 
 
-def accuracy_with_ci(correct, *, n_boot: int = 10_000, seed: int = 0, ci: float = 0.95) -> dict:
-    """Accuracy of 0/1 (or per-patch mean over seeds) outcomes with a percentile bootstrap interval."""
-    values = np.asarray(correct, dtype=float)
-    result = stats.bootstrap_ci(values, n_boot=n_boot, seed=seed, ci=ci)
-    return {"accuracy": result["estimate"], "lo": result["lo"], "hi": result["hi"], "n": result["n"]}
+PHOTO = "photo"  # the crossed factor of the recognition tests: patches of one photo are not independent
+HEADLINE_MARGIN = stats.MARGINS["accuracy"]
 
 
-def accuracy_table(predictions: pd.DataFrame, by: Sequence[str], *, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """Accuracy with a bootstrap CI per group; a patch seen under several seeds counts once (its
-    correctness averaged over seeds). ``n_seeds`` says how many seeds each row pools."""
+def accuracy_table(predictions: pd.DataFrame, by: Sequence[str], *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Accuracy per group with a 95% interval from a bootstrap that resamples seeds and photos (crossed).
+
+    The accuracy is the mean over seeds of the mean over photos of each photo's patch accuracy (photos
+    are the images; patches of one photo are not independent). ``n`` counts distinct patches,
+    ``n_seeds`` and ``n_photos`` the units resampled."""
     by = list(by)
     if "seed" not in predictions:
         predictions = predictions.assign(seed=0)
-    per_patch = predictions.groupby(by + ["patch"], sort=False).agg(correct=("correct", "mean"),
-                                                                    n_seeds=("seed", "nunique"))
     rows = []
-    for key, group in per_patch.groupby(level=list(range(len(by))), sort=False):
+    for key, group in predictions.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(by, key)), **accuracy_with_ci(group["correct"], n_boot=n_boot, seed=seed),
-                     "n_seeds": int(group["n_seeds"].max())})
+        ci = stats.mean_interval(group, "correct", n_boot=n_boot, seed=seed, image_col=PHOTO)
+        rows.append({**dict(zip(by, key)), "accuracy": ci["estimate"], "lo": ci["lo"], "hi": ci["hi"],
+                     "n": int(group["patch"].nunique()), "n_seeds": ci["n_seeds"], "n_photos": ci["n_images"],
+                     "seed_sd": ci["seed_sd"]})
     return pd.DataFrame(rows)
 
 
@@ -726,18 +726,16 @@ def zero_shot_summary(predictions: pd.DataFrame, *, n_boot: int = 10_000, seed: 
     return pd.DataFrame(rows)
 
 
-def paired_accuracy_difference(predictions: pd.DataFrame, a: str, b: str, *, n_boot: int = 10_000,
-                               seed: int = 0) -> dict | None:
-    """Recogniser ``a`` − ``b`` in accuracy on the same patches (paired bootstrap and sign-flip test over
-    patches, each patch's correctness averaged over seeds); ``None`` without common patches."""
-    per = predictions.groupby(["recogniser", "patch"], sort=False)["correct"].mean()
-    if a not in per.index.get_level_values(0) or b not in per.index.get_level_values(0):
+def recogniser_comparison(predictions: pd.DataFrame, a: str, b: str, *, n_boot: int = 2000, seed: int = 0,
+                          margin: float = HEADLINE_MARGIN, mixed: bool = True) -> dict | None:
+    """Recogniser ``a`` − ``b`` in accuracy: per-seed means over photos, paired t over seeds (both are
+    trained at a seed on the same patches and features), crossed seed × photo interval, equivalence
+    margin ±``margin``; ``None`` when either recogniser is missing."""
+    left, right = predictions[predictions["recogniser"] == a], predictions[predictions["recogniser"] == b]
+    if left.empty or right.empty:
         return None
-    left, right = per.loc[a], per.loc[b]
-    common = left.index.intersection(right.index)
-    if len(common) == 0:
-        return None
-    return stats.paired_bootstrap(left.loc[common].to_numpy(), right.loc[common].to_numpy(), n_boot=n_boot, seed=seed)
+    return stats.compare(left, right, "correct", paired=True, margin=margin, n_boot=n_boot, seed=seed, mixed=mixed,
+                         image_col=PHOTO)
 
 
 # ----------------------------------------------------------------------------- embeddings
@@ -782,20 +780,19 @@ def downstream_table(run, tasks: Sequence[str], evaluate_kwargs: Mapping[str, An
     return merged
 
 
-def downstream_summary(table: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """Per task: mean PSNR with predicted and oracle prompts, the paired difference (bootstrap CI,
-    sign-flip p, Holm-adjusted over tasks) and the run's recognition accuracy on those images."""
+def downstream_summary(table: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05,
+                       mixed: bool = True) -> pd.DataFrame:
+    """Per task: mean PSNR with predicted and oracle prompts, their difference (the same run: paired t
+    over seeds, crossed seed × image interval, Holm over tasks, three-way verdict) and the run's
+    recognition accuracy on those images."""
     rows = []
     for task, group in table.groupby("task", sort=False):
-        result = stats.paired_bootstrap(group["psnr_image_prompt"], group["psnr_text_prompt"], n_boot=n_boot, seed=seed)
+        result = stats.compare(group.assign(psnr=group["psnr_image_prompt"]), group.assign(psnr=group["psnr_text_prompt"]),
+                               "psnr", paired=True, n_boot=n_boot, seed=seed, mixed=mixed)
         rows.append({"task": task, "psnr_image_prompt": group["psnr_image_prompt"].mean(),
-                     "psnr_text_prompt": group["psnr_text_prompt"].mean(), "delta_psnr": result["mean_diff"],
-                     "lo": result["lo"], "hi": result["hi"], "p_value": result["p_value"], "n": result["n"],
-                     "recognition_accuracy": group["correct"].mean()})
-    out = pd.DataFrame(rows)
-    if not out.empty:
-        out["p_holm"] = stats.holm(out["p_value"].to_numpy())
-    return out
+                     "psnr_text_prompt": group["psnr_text_prompt"].mean(), "delta_psnr": result["estimate"],
+                     "recognition_accuracy": group["correct"].mean(), **result})
+    return stats.add_verdicts(pd.DataFrame(rows), alpha=alpha, unit="dB")
 
 
 # ----------------------------------------------------------------------------- verdict
@@ -815,7 +812,7 @@ def class_growth_drop(growth: pd.DataFrame) -> dict[str, float]:
 
 def verdict(predictions: pd.DataFrame, growth: pd.DataFrame, zero_shot: pd.DataFrame | None,
             downstream: pd.DataFrame | None, text_recogniser: str, largest_set: str, *,
-            n_boot: int = 10_000, alpha: float = 0.05) -> str:
+            n_boot: int = 2000, alpha: float = 0.05, mixed: bool = True) -> str:
     """One paragraph computed from the tables (never written by hand).
 
     ``text_recogniser`` is the text-anchored recogniser named in advance (the notebook's first text
@@ -839,17 +836,17 @@ def verdict(predictions: pd.DataFrame, growth: pd.DataFrame, zero_shot: pd.DataF
         comparisons = []
         for baseline in (FREQUENCY, IMPLICIT):
             for scope, frame in (("all classes", closed), ("composites", closed[closed["kind"] == "composite"])):
-                result = paired_accuracy_difference(frame, text_recogniser, baseline, n_boot=n_boot)
+                result = recogniser_comparison(frame, text_recogniser, baseline, n_boot=n_boot, mixed=mixed)
                 if result is not None:
-                    comparisons.append((baseline, scope, result))
-        if comparisons:
-            p_holm = stats.holm([c[2]["p_value"] for c in comparisons])
-            for (baseline, scope, result), p in zip(comparisons, p_holm):
-                direction = "beats" if result["mean_diff"] > 0 else ("ties with" if result["mean_diff"] == 0 else "trails")
-                significant = "significant" if p < alpha else "not significant"
-                parts.append(f"it {direction} the {baseline.split(' (')[0]} on {scope} by "
-                             f"{100 * result['mean_diff']:+.1f} points (95% CI {100 * result['lo']:+.1f} to "
-                             f"{100 * result['hi']:+.1f}; Holm p = {p:.3g}, {significant})")
+                    comparisons.append({"baseline": baseline, "scope": scope, **result})
+        tested = stats.add_verdicts(pd.DataFrame(comparisons), alpha=alpha, unit="points")
+        for row in tested.to_dict("records"):
+            row["verdict"] = row["verdict"].replace(f"±{row['margin']:g} points", f"±{100 * row['margin']:g} points")
+            parts.append(stats.verdict_sentence(f"{text_recogniser} − {row['baseline'].split(' (')[0]} on {row['scope']}",
+                                                row, unit="points", digits=1, scale=100))
+        if not tested.empty:
+            parts.append(stats.design_sentence(int(tested["n_seeds"].min()), 100 * float(tested["seed_sd"].median()),
+                                               unit="points", family_size=len(tested)))
     drops = class_growth_drop(growth)
     if drops:
         lo, hi = int(growth["n_classes"].min()), int(growth["n_classes"].max())
@@ -865,10 +862,8 @@ def verdict(predictions: pd.DataFrame, growth: pd.DataFrame, zero_shot: pd.DataF
                      + ", ".join(f"{row['recogniser']} {row['held-out accuracy']:.1%}"
                                  for _, row in zero_shot.iterrows()))
     if downstream is not None and not downstream.empty:
-        worse = downstream["delta_psnr"] < 0
-        significant = worse & (downstream["p_holm"] < alpha)
-        parts.append(stats.format_verdict("predicted prompts restore worse than oracle text prompts", worse,
-                                          unit="tasks", significant=significant)
+        parts.append(stats.summarise_verdicts("predicted − oracle text prompt, restoring with hard_select", downstream,
+                                              unit="tasks")
                      + f" (mean ΔPSNR {downstream['delta_psnr'].mean():+.2f} dB)")
     return stats.join_verdicts(parts)
 

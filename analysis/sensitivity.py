@@ -525,7 +525,8 @@ def task_overlap(importance: pd.DataFrame, top_k_fraction: float) -> pd.DataFram
 def rank_statistics(importance: pd.DataFrame, top_k_fraction: float) -> pd.DataFrame:
     """Per (mechanism, seed, site, space, method): statistics of the importance *distribution* that do
     not depend on channel ids — ``specificity`` (:func:`specificity_index`), ``top_k_share`` (mean over
-    tasks), ``between_task_jaccard`` (mean over task pairs) and its ``chance``."""
+    tasks), ``between_task_jaccard`` (mean over task pairs), its ``chance`` and
+    ``jaccard_above_chance`` (the difference, comparable across sites of different widths)."""
     overlap = task_overlap(importance, top_k_fraction)
     mean_overlap = overlap.groupby(GROUP, sort=False)[["jaccard", "chance"]].mean() if not overlap.empty else None
     rows = []
@@ -540,6 +541,9 @@ def rank_statistics(importance: pd.DataFrame, top_k_fraction: float) -> pd.DataF
         if mean_overlap is not None and key in mean_overlap.index:
             row["between_task_jaccard"] = float(mean_overlap.loc[key, "jaccard"])
             row["chance"] = float(mean_overlap.loc[key, "chance"])
+        # Sites have 16–128 channels, so raw Jaccard values are not comparable across sites: the excess
+        # over the chance level of random k-subsets of the same site is.
+        row["jaccard_above_chance"] = row["between_task_jaccard"] - row["chance"]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -644,82 +648,89 @@ def _units(rank_stats: pd.DataFrame, space: str, method: str) -> pd.DataFrame:
     return rank_stats[(rank_stats["space"] == space) & (rank_stats["method"] == method)]
 
 
+MEASURES = ("jaccard_above_chance", "specificity")  # compared between mechanisms, both on a 0–1 scale
+MEASURE_MARGIN = stats.MARGINS["jaccard"]  # equivalence margin of both measures
+
+
 def mechanism_summary(rank_stats: pd.DataFrame, readout: pd.DataFrame | None, *, space: str = "output",
-                      method: str = "ablation", reference: str = "hard_select", n_boot: int = 10_000,
-                      seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One number per mechanism — the mean between-task Jaccard of the top-k ``method``-sensitive
-    channels at the site outputs (lower = tasks use more distinct channels) — with a bootstrap CI over
-    (site, seed) units, beside the specificity index and the readout accuracy; and the paired
-    comparison of ``reference`` against every other mechanism over matched (site, seed) units
-    (``reference − other``; sign-flip p, Holm-adjusted)."""
+                      method: str = "ablation", reference: str = "hard_select", n_boot: int = 2000,
+                      seed: int = 0, alpha: float = 0.05, margin: float = MEASURE_MARGIN,
+                      mixed: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per mechanism and the comparisons between mechanisms, at the level of the seed.
+
+    The unit is the seed (each seed is another network); the sites are a crossed factor that repeats
+    in every seed. Per mechanism: the between-task Jaccard of the top-k ``method``-sensitive channels at
+    the site outputs (lower = tasks use more distinct channels), its excess over each site's chance level,
+    the specificity index, each the mean over per-seed means with a crossed seed × site interval; whether
+    the overlap is above chance (t over seeds against 0, Holm over mechanisms, three-way verdict within
+    ±``margin``); the readout accuracy. Comparisons: ``reference − other`` per measure (Welch t over
+    seeds: the mechanisms are separately trained networks), Holm per measure, three-way verdicts."""
     units = _units(rank_stats, space, method)
-    rows = []
+    rows, above = [], []
     for mechanism, group in units.groupby("mechanism", sort=False):
-        row = {"mechanism": mechanism, "space": space, "method": method, "units": len(group)}
-        for column in ("between_task_jaccard", "specificity"):
-            finite = group[column].dropna().to_numpy()
-            ci = stats.bootstrap_ci(finite, n_boot=n_boot, seed=seed) if finite.size else None
+        row = {"mechanism": mechanism, "space": space, "method": method, "units": len(group),
+               "n_seeds": int(group["seed"].nunique())}
+        for column in ("between_task_jaccard", "jaccard_above_chance", "specificity"):
+            finite = group.dropna(subset=[column])
+            ci = stats.mean_interval(finite, column, n_boot=n_boot, seed=seed, image_col="site") if len(finite) else None
             row[column] = ci["estimate"] if ci else float("nan")
             row[f"{column}_lo"] = ci["lo"] if ci else float("nan")
             row[f"{column}_hi"] = ci["hi"] if ci else float("nan")
         row["chance_jaccard"] = float(group["chance"].mean())
+        finite = group.dropna(subset=["jaccard_above_chance"])
+        if len(finite):
+            above.append({"mechanism": mechanism, **stats.compare(finite, finite.assign(jaccard_above_chance=0.0),
+                                                                  "jaccard_above_chance", paired=True, margin=margin,
+                                                                  n_boot=n_boot, seed=seed, mixed=False,
+                                                                  image_col="site")})
         if readout is not None and not readout.empty:
             accuracy = readout[readout["mechanism"] == mechanism]
             row["readout_accuracy"] = float(accuracy["accuracy"].mean())
             row["readout_chance"] = float(accuracy["chance"].mean())
         rows.append(row)
     summary = pd.DataFrame(rows)
+    if above:
+        tested = stats.add_verdicts(pd.DataFrame(above), alpha=alpha).set_index("mechanism")
+        summary["above_chance_p_holm"] = summary["mechanism"].map(tested["p_holm"])
+        summary["above_chance_verdict"] = summary["mechanism"].map(tested["verdict"])
 
     comparisons = []
-    ref = units[units["mechanism"] == reference].set_index(["site", "seed"])
-    for mechanism, group in units.groupby("mechanism", sort=False):
+    ref = units[units["mechanism"] == reference]
+    for mechanism, other in units.groupby("mechanism", sort=False):
         if mechanism == reference or ref.empty:
             continue
-        other = group.set_index(["site", "seed"])
-        for column in ("between_task_jaccard", "specificity"):
-            common = ref[column].dropna().index.intersection(other[column].dropna().index)
-            if len(common) == 0:
+        for column in MEASURES:
+            ours, theirs = ref.dropna(subset=[column]), other.dropna(subset=[column])
+            if ours.empty or theirs.empty:
                 continue
-            result = stats.paired_bootstrap(ref.loc[common, column].to_numpy(), other.loc[common, column].to_numpy(),
-                                            n_boot=n_boot, seed=seed)
+            result = stats.compare(ours, theirs, column, paired=False, margin=margin, n_boot=n_boot, seed=seed,
+                                   mixed=mixed, image_col="site")
             comparisons.append({"measure": column, "reference": reference, "other": mechanism, **result})
-    comparisons = pd.DataFrame(comparisons)
-    if not comparisons.empty:
-        comparisons["p_holm"] = stats.holm(comparisons["p_value"].to_numpy())
-    return summary, comparisons
+    return summary, stats.add_verdicts(pd.DataFrame(comparisons), alpha=alpha, family="measure")
 
 
 def verdict(summary: pd.DataFrame, comparisons: pd.DataFrame, correlations: pd.DataFrame,
-            agreement: pd.DataFrame, *, reference: str = "hard_select", top_k_fraction: float = 0.25,
-            alpha: float = 0.05) -> str:
-    """Sentences computed from the tables (never written by hand)."""
+            agreement: pd.DataFrame, *, reference: str = "hard_select", top_k_fraction: float = 0.25) -> str:
+    """Sentences computed from the tables (never written by hand); a comparison that is not significant
+    is called inconclusive or equivalent within its margin, never "no difference"."""
     parts = []
     if not summary.empty:
         described = ", ".join(
-            f"{r.mechanism} {r.between_task_jaccard:.2f} "
-            f"[{r.between_task_jaccard_lo:.2f}, {r.between_task_jaccard_hi:.2f}]"
+            f"{r.mechanism} {r.jaccard_above_chance:+.2f} [{r.jaccard_above_chance_lo:+.2f}, "
+            f"{r.jaccard_above_chance_hi:+.2f}]" + (f" ({r.above_chance_verdict})" if "above_chance_verdict" in summary else "")
             for r in summary.itertuples())
-        parts.append(f"Between-task Jaccard of the top {top_k_fraction:.0%} ablation-sensitive channels at the "
-                     f"site outputs (mean over sites × seeds, 95% CI): {described}; random sets would give "
-                     f"{summary['chance_jaccard'].mean():.2f}")
+        parts.append(f"between-task Jaccard of the top {top_k_fraction:.0%} ablation-sensitive channels at the "
+                     f"site outputs above each site's chance level (mean over seeds of the mean over sites, 95% CI "
+                     f"over seeds and sites; t over seeds against 0): {described}")
     if not comparisons.empty:
-        rows = comparisons[comparisons["measure"] == "between_task_jaccard"]
-        for r in rows.itertuples():
-            direction = "more" if r.mean_diff > 0 else "less"
-            numbers = (f"Δ {r.mean_diff:+.2f}, 95% CI {r.lo:+.2f} to {r.hi:+.2f}, Holm {stats.format_p(r.p_holm)}, "
-                       f"n = {r.n} site × seed units")
-            if r.p_holm < alpha:
-                parts.append(f"{reference}'s sensitive channels are {direction} shared between tasks than "
-                             f"{r.other}'s ({numbers})")
-            elif r.lo > 0 or r.hi < 0:
-                parts.append(f"{reference}'s sensitive channels look {direction} shared between tasks than "
-                             f"{r.other}'s by the bootstrap CI, but the paired test is not significant ({numbers})")
-            else:
-                parts.append(f"{reference} and {r.other} are not distinguishable in between-task overlap ({numbers})")
-        smallest = 2.0 / 2 ** int(rows["n"].max()) if not rows.empty else 0.0
-        if smallest > alpha:
-            parts.append(f"with so few units the sign-flip test cannot reach p < {alpha:g} (its smallest p is "
-                         f"{smallest:.3f}): add seeds")
+        for measure, rows in comparisons.groupby("measure", sort=False):
+            what = "overlap above chance" if measure == "jaccard_above_chance" else "specificity index"
+            for r in rows.to_dict("records"):
+                parts.append(stats.verdict_sentence(f"{what}, {reference} − {r['other']}", r, unit="", digits=3))
+        jaccard = comparisons[comparisons["measure"] == "jaccard_above_chance"]
+        if not jaccard.empty:
+            parts.append(stats.design_sentence(int(jaccard["n_seeds"].min()), float(jaccard["seed_sd"].median()),
+                                               unit="", family_size=len(jaccard), paired=False))
     if "readout_accuracy" in summary:
         described = ", ".join(f"{r.mechanism} {r.readout_accuracy:.0%}" for r in summary.itertuples())
         parts.append(f"a linear readout of the degradation from pooled site outputs reaches {described} "

@@ -198,41 +198,46 @@ def side_by_side(summary: pd.DataFrame, tasks: Sequence[str], paper_task_of: Map
 
 
 # ----------------------------------------------------------------------------- statistics
+WITHIN = "own vs the network's other channel sets"  # family: every other row of the same network
+HEADLINE = "own vs the baseline without selection"  # family: the separately trained Restormer
 
 
-def paired_comparisons(df: pd.DataFrame, labels: Sequence[str], variant: str, *, n_boot: int = 10_000,
-                       seed: int = 0) -> pd.DataFrame:
-    """Per task: own channels against every other set, random, all channels and the baseline.
+def _condition(images: pd.DataFrame, condition: str, variant: str) -> pd.DataFrame:
+    rows = images[images["condition"] == condition]
+    return rows if condition == BASELINE else rows[rows["variant"] == variant]
 
-    Pairs are (seed, image); ``diff`` is own − other in PSNR dB with a bootstrap CI and a sign-flip
-    p-value, Holm-adjusted over the whole table."""
+
+def paired_comparisons(df: pd.DataFrame, labels: Sequence[str], variant: str, *, n_boot: int = 2000,
+                       seed: int = 0, alpha: float = 0.05, margin: float = stats.MARGINS["psnr"],
+                       mixed: bool = True) -> pd.DataFrame:
+    """Per task: own channels against every other set, random, all channels (one network: seeds pair,
+    paired t over seeds) and against the baseline (a separately trained model: Welch t over seeds).
+
+    ``estimate`` is own − other in PSNR dB over per-seed means (random draws averaged per image), with a
+    crossed seed × image bootstrap interval; two Holm families (``family``): the within-network rows,
+    and the headline own-vs-baseline rows. Each row ends with a three-way verdict (margin ±``margin`` dB)."""
     images = per_image(df)
     rows = []
     for task, label in images[["task", "label"]].drop_duplicates().itertuples(index=False):
         own = own_condition(label)
         column = images[images["task"] == task]
-        ref = column[(column["variant"] == variant) & (column["condition"] == own)].set_index(["seed", "image"])
-        others = [c for c in condition_order(labels) if c != own]
-        for other in others:
-            pool = column[column["condition"] == other]
-            if other != BASELINE:
-                pool = pool[pool["variant"] == variant]
-            pool = pool.set_index(["seed", "image"])
-            common = ref.index.intersection(pool.index)
-            if len(common) == 0:
+        ref = _condition(column, own, variant)
+        for other in [c for c in condition_order(labels) if c != own]:
+            pool = _condition(column, other, variant)
+            if ref.empty or pool.empty:
                 continue
-            result = stats.paired_bootstrap(ref.loc[common, "psnr"].to_numpy(), pool.loc[common, "psnr"].to_numpy(),
-                                            n_boot=n_boot, seed=seed)
-            rows.append({"variant": variant, "task": task, "own": own, "other": other, **result})
-    out = pd.DataFrame(rows)
-    if not out.empty:
-        out["p_holm"] = stats.holm(out["p_value"].to_numpy())
-    return out
+            headline = other == BASELINE
+            result = stats.compare(ref, pool, "psnr", paired=not headline, margin=margin, n_boot=n_boot,
+                                   seed=seed, mixed=mixed)
+            rows.append({"variant": variant, "family": HEADLINE if headline else WITHIN, "task": task,
+                         "own": own, "other": other, **result})
+    return stats.add_verdicts(pd.DataFrame(rows), alpha=alpha, family="family", unit="dB")
 
 
-def specificity(df: pd.DataFrame, labels: Sequence[str], variant: str, *, n_boot: int = 10_000,
-                seed: int = 0) -> pd.DataFrame:
-    """own − random and other − random per task (PSNR dB, paired over (seed, image), bootstrap CI).
+def specificity(df: pd.DataFrame, labels: Sequence[str], variant: str, *, n_boot: int = 2000, seed: int = 0,
+                alpha: float = 0.05, margin: float = stats.MARGINS["psnr"], mixed: bool = True) -> pd.DataFrame:
+    """own − random and other − random per task (PSNR dB; one network, so seeds pair), with the same
+    Holm rule as every comparison: one family per kind.
 
     Positive own − random with negative other − random is what channel specialisation predicts; both
     near zero says the channel sets are interchangeable; all sets far below "all channels" with random
@@ -242,44 +247,40 @@ def specificity(df: pd.DataFrame, labels: Sequence[str], variant: str, *, n_boot
     rows = []
     for task, label in images[["task", "label"]].drop_duplicates().itertuples(index=False):
         column = images[images["task"] == task]
-        random = column[column["condition"] == RANDOM].set_index(["seed", "image"])["psnr"]
+        random = column[column["condition"] == RANDOM]
         for lab in labels:
-            channel = column[column["condition"] == own_condition(lab)].set_index(["seed", "image"])["psnr"]
-            common = channel.index.intersection(random.index)
-            if len(common) == 0:
+            channel = column[column["condition"] == own_condition(lab)]
+            if channel.empty or random.empty:
                 continue
-            result = stats.paired_bootstrap(channel.loc[common].to_numpy(), random.loc[common].to_numpy(),
-                                            n_boot=n_boot, seed=seed)
+            result = stats.compare(channel, random, "psnr", paired=True, margin=margin, n_boot=n_boot, seed=seed,
+                                   mixed=mixed)
             rows.append({"variant": variant, "task": task, "channels": own_condition(lab),
                          "kind": "own − random" if lab == label else "other − random", **result})
-    return pd.DataFrame(rows)
+    return stats.add_verdicts(pd.DataFrame(rows), alpha=alpha, family="kind", unit="dB")
 
 
-def verdict(comparisons: pd.DataFrame, spec: pd.DataFrame, alpha: float = 0.05) -> str:
-    """One sentence computed from the comparison and specificity tables (never written by hand)."""
+def verdict(comparisons: pd.DataFrame, spec: pd.DataFrame) -> str:
+    """One sentence computed from the comparison and specificity tables (never written by hand): the
+    three-way verdict counts per family, the headline rows one by one, and what the design detects."""
     if comparisons.empty:
-        return "No comparisons could be made (no paired images)."
+        return "No comparisons could be made (no seed and image in common)."
+    within = comparisons[comparisons["family"] == WITHIN]
     parts = []
-    # "best" within the network: against every other channel set of the same model (the paper's rows);
-    # the separately trained baseline gets its own clause below.
-    by_task = comparisons[comparisons["other"] != BASELINE].groupby("task", sort=False)
-    own_best = [bool((g["mean_diff"] > 0).all()) for _, g in by_task]
-    own_best_sig = [bool(((g["mean_diff"] > 0) & (g["p_holm"] < alpha)).all()) for _, g in by_task]
-    parts.append(stats.format_verdict("own channels best among the network's channel sets", own_best,
-                                      significant=own_best_sig))
-    for other, phrase in ((ALL, "own channels beat all channels of the same network"),
-                          (BASELINE, "own channels beat the baseline without selection"),
-                          (RANDOM, "own channels beat random sets of the same size")):
-        rows = comparisons[comparisons["other"] == other]
-        if not rows.empty:
-            parts.append(stats.format_verdict(phrase, rows["mean_diff"] > 0,
-                                              significant=(rows["mean_diff"] > 0) & (rows["p_holm"] < alpha)))
-    others = spec[spec["kind"] == "other − random"]
+    if not within.empty:
+        best = [bool((g["verdict"] == "different").all() and (g["estimate"] > 0).all())
+                for _, g in within.groupby("task", sort=False)]
+        parts.append(stats.summarise_verdicts(f"own channels against the network's other channel sets "
+                                              f"({within['test'].iloc[0]}, Holm over {len(within)})", within))
+        parts.append(f"own channels above every other set, each different, in {sum(best)} of {len(best)} columns")
+    headline = comparisons[comparisons["family"] == HEADLINE]
+    for row in headline.itertuples():
+        parts.append(stats.verdict_sentence(f"own channels − baseline without selection on {row.task}", row._asdict()))
+    if not headline.empty:
+        parts.append(stats.design_sentence(int(headline["n_seeds"].min()), float(headline["seed_sd"].median()),
+                                           family_size=len(headline), paired=False))
+    others = spec[spec["kind"] == "other − random"] if not spec.empty else spec
     if not others.empty:
-        worse = others["mean_diff"] < 0
-        significant = worse & (others["hi"] < 0)
-        parts.append(stats.format_verdict("another task's set worse than random", worse, unit="cells",
-                                          significant=significant))
+        parts.append(stats.summarise_verdicts("another task's set − random sets", others, unit="cells"))
     return stats.join_verdicts(parts)
 
 

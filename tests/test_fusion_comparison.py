@@ -145,49 +145,61 @@ def test_oracle_gap():
 # ----------------------------------------------------------------------------- statistics
 
 
+def test_oracle_tests_pair_the_prompts_of_one_model():
+    scores = synthetic_scores(EFFECTS, seeds=range(5))
+    scores.loc[scores["prompt_source"] == "text", "psnr"] += 0.5
+    tests = fc.oracle_tests(scores, mixed=False)
+    assert len(tests) == len(EFFECTS) * len(TASKS)
+    assert (tests["test"] == "paired t over seeds").all() and (tests["verdict"] == "different").all()
+    np.testing.assert_allclose(tests["estimate"], 0.5, atol=0.05)
+
+
 def test_paired_tests_and_verdict_count_from_the_data():
-    scores = synthetic_scores(EFFECTS)
-    tests = fc.paired_tests(scores, "image", n_boot=2000)
+    scores = synthetic_scores(EFFECTS, seeds=range(5))
+    tests = fc.paired_tests(scores, "image", mixed=False)
     psnr = tests[tests["metric"] == "psnr"]
     assert set(psnr["other"]) == {"none", "channel_attention"}
     assert set(psnr["task"]) == set(TASKS) | {"all tasks"}
+    assert (psnr["n_seeds"] == 5).all() and (psnr["test"] == "Welch t over seeds").all()
+    assert set(psnr.loc[psnr["other"] == "none", "family"]) == {"headline"}
+    assert (psnr.loc[psnr["task"] == "all tasks", "n_images"] == 24).all()  # 3 tasks × 8 photos pooled
     per_task = psnr[psnr["task"] != "all tasks"]
-    assert (per_task["n"] == 16).all()  # 2 seeds × 8 images
-    np.testing.assert_allclose(per_task.loc[per_task["other"] == "none", "mean_diff"], 1.0, atol=0.1)
-    assert (psnr["p_holm"] >= psnr["p_value"]).all()
+    np.testing.assert_allclose(per_task.loc[per_task["other"] == "none", "estimate"], 1.0, atol=0.1)
+    assert (psnr["p_holm"] >= psnr["p_value"]).all() and (psnr["verdict"] == "different").all()
     summary = fc.summary(scores, TASKS, "image")
     sentence = fc.verdict(tests, summary, TASKS)
-    assert sentence.startswith("The best mean PSNR of the 3 mechanisms is hard_select's in 3 of 3 tasks;")
-    assert "hard_select above none in 3 of 3 tasks, significant in 3" in sentence
-    assert "hard_select above channel_attention in 3 of 3 tasks, significant in 3" in sentence
-    assert "pooled over tasks, hard_select above in 2 of 2 other mechanisms, significant in 2" in sentence
+    assert sentence.startswith("The best mean PSNR of the 3 mechanisms is hard_select's (descriptive) in 3 of 3 tasks;")
+    assert "hard_select − none per task: different in 3 of 3 tasks (higher in 3, lower in 0)" in sentence
+    assert "hard_select − none pooled over tasks: +0.99 dB" in sentence and "5 of 5 seeds agree" in sentence
+    assert "Welch t over 5 seeds" in sentence and "detected with 80% power" in sentence
     assert sentence.endswith(".")
 
 
-def test_verdict_when_reference_loses():
-    scores = synthetic_scores({"none": 0.0, "hard_select": -1.0})
-    tests = fc.paired_tests(scores, "text", n_boot=2000)
+def test_verdict_when_reference_loses_and_when_seeds_are_too_few():
+    scores = synthetic_scores({"none": 0.0, "hard_select": -1.0}, seeds=range(4))
+    tests = fc.paired_tests(scores, "text", mixed=False)
     sentence = fc.verdict(tests, fc.summary(scores, TASKS, "text"), TASKS)
-    assert "in 0 of 3 tasks" in sentence
-    assert "significantly below in 1" in sentence
+    assert "in 0 of 3 tasks" in sentence and "(higher in 0, lower in 3)" in sentence
+    one_seed = fc.paired_tests(synthetic_scores({"none": 0.0, "hard_select": 1.0}, seeds=(0,)), "image", mixed=False)
+    assert one_seed["verdict"].str.startswith("inconclusive (underpowered: 1 seed").all()
 
 
 def test_interference_gap_sign():
-    shared = synthetic_scores({"none": 0.0, "hard_select": 0.5})
-    specialist = synthetic_scores({"single-task": 1.5})
+    shared = synthetic_scores({"none": 0.0, "hard_select": 0.5}, seeds=range(3))
+    specialist = synthetic_scores({"single-task": 1.5}, seeds=range(3), seed=1)
     specialist = specialist[specialist["prompt_source"] == "text"]
-    gaps = fc.interference(shared, specialist, "image", n_boot=2000)
+    gaps = fc.interference(shared, specialist, "image", mixed=False)
     assert len(gaps) == 2 * len(TASKS)
-    assert (gaps["gap_psnr"] < 0).all()
+    assert (gaps["gap_psnr"] < 0).all() and (gaps["test"] == "Welch t over seeds").all()
     np.testing.assert_allclose(gaps.loc[gaps["method"] == "none", "gap_psnr"], -1.5, atol=0.1)
     ranked = fc.interference_by_method(gaps)
     assert list(ranked["method"]) == ["hard_select", "none"]
     sentence = fc.interference_verdict(gaps)
-    assert "below its single-task model in 6 of 6 (mechanism, task) cells, significant in 6" in sentence
-    assert "rank 1 of 2" in sentence
+    assert "All-in-one − single-task model: different in 6 of 6 (mechanism, task) cells (higher in 0, lower in 6)" in sentence
+    assert "rank 1 of 2" in sentence and "the single-task models have 3 seeds" in sentence
     # a specialist that is worse gives positive gaps
     worse = specialist.assign(psnr=specialist["psnr"] - 3.0)
-    assert (fc.interference(shared, worse, "image", n_boot=500)["gap_psnr"] > 0).all()
+    assert (fc.interference(shared, worse, "image", mixed=False)["gap_psnr"] > 0).all()
 
 
 # ----------------------------------------------------------------------------- sweeps and figures
@@ -203,7 +215,11 @@ def test_sweep_summary_and_figures(tmp_path):
     scores = pd.concat(frames)
     scores = scores[scores["prompt_source"] == "image"]
     table = fc.sweep_summary(scores, points, n_boot=500)
-    assert len(table) == len(points) * len(TASKS)
+    assert len(table) == len(points) * len(TASKS) and (table["n_seeds"] == 1).all()
+    tests = fc.sweep_tests(scores, points, mixed=False)
+    assert set(tests["sweep"]) == {"omega", "estimator"}  # κ has only its default point here
+    assert tests["verdict"].str.contains("underpowered: 1 seed").all()  # one seed: no test over seeds
+    assert fc.sweep_verdict(tests).startswith("Omega against its default, pooled over tasks: different in 0 of 1 values")
     assert (table["psnr_lo"] <= table["psnr"]).all() and (table["psnr"] <= table["psnr_hi"]).all()
     out = OutputDir(tmp_path)
     for sweep in ("omega", "kappa", "estimator"):

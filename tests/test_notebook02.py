@@ -15,7 +15,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_channel_se
 PARAMETERS = ["profile", "seeds", "tasks", "probe_tasks", "mechanisms", "keep_ratio", "kappa", "text_encoder",
               "prompt_source", "metric", "patches_per_task", "readout_patches_per_task", "patch_size",
               "perturbations_per_eval", "internal_batch_size", "gradient_method", "conductance_steps",
-              "top_k_fraction", "n_boot", "output_dir"]
+              "top_k_fraction", "n_boot", "alpha", "margin", "reuse_tables", "output_dir"]
 
 
 def test_notebook_is_committed_clean_with_a_typed_parameters_cell():
@@ -67,3 +67,16 @@ def test_notebook_runs_at_smoke(tmp_path, monkeypatch):
     assert len(manifest["extra"]["runs"]) == 4
     verdict = json.loads((out / "verdict.json").read_text())
     assert "smoke" in verdict["profile"] and "Between-task Jaccard" in verdict["verdict"]
+    assert "above each site's chance level" in verdict["verdict"]
+
+    # Re-analysis of the same folder's tables: nothing trained or probed, the same verdict and summary.
+    before = {name: (out / name).read_text() for name in ("verdict.json", "mechanism_summary.csv",
+                                                          "mechanism_comparisons.csv")}
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(tmp_path / "reused.ipynb"), kernel_name=default_kernel(), progress_bar=False,
+        parameters={"profile": "smoke", "n_boot": 300, "output_dir": str(out), "reuse_tables": True},
+        cwd=str(NOTEBOOK.parent),
+    )
+    assert {name: (out / name).read_text() for name in before} == before
+    reused = json.loads((out / "manifest.json").read_text())
+    assert reused["extra"]["reused_tables"] is True and reused["extra"]["runs"] == manifest["extra"]["runs"]

@@ -10,8 +10,9 @@ import pytest
 from notebook_checks import committed_clean_code_cells, parameter_lines
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_fusion_comparison.ipynb"
-PARAMETERS = ["profile", "seeds", "tasks", "mechanisms", "kappa", "keep_ratio", "text_encoder", "omega_sweep",
-              "kappa_sweep", "estimators", "sweep_seeds", "single_task", "cost_rounds", "n_boot", "output_dir"]
+PARAMETERS = ["profile", "seeds", "headline_seeds", "tasks", "mechanisms", "kappa", "keep_ratio", "text_encoder",
+              "omega_sweep", "kappa_sweep", "estimators", "sweep_seeds", "single_task", "cost_rounds", "n_boot",
+              "alpha", "paired_seeds", "reuse_tables", "output_dir"]
 
 
 def test_notebook_is_committed_clean_with_a_typed_parameters_cell():
@@ -90,3 +91,16 @@ def test_notebook_runs_at_smoke(tmp_path):
     assert manifest["extra"]["single_task_groups"] == {"noise": ["denoise_25"], "haze": ["dehaze"]}
     assert manifest["extra"]["meaningful"] is False
     assert "table2.csv" in manifest["files"] and "sweep_omega.pdf" in manifest["files"]
+
+    # Re-analysis of the same folder's per-image tables: nothing trained, the same verdicts and tests.
+    before = {name: (out / name).read_text() for name in ("verdict.json", "paired_tests.csv", "oracle_tests.csv")}
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(tmp_path / "reused.ipynb"), kernel_name=default_kernel(), progress_bar=False,
+        parameters={"profile": "smoke", "seeds": [0], "tasks": tasks, "mechanisms": mechanisms,
+                    "omega_sweep": [0.5], "kappa_sweep": [2.0], "estimators": ["straight_through"],
+                    "cost_rounds": 1, "n_boot": 200, "output_dir": str(out), "reuse_tables": True},
+        cwd=str(NOTEBOOK.parent),
+    )
+    assert {name: (out / name).read_text() for name in before} == before
+    reused = json.loads((out / "manifest.json").read_text())
+    assert reused["extra"]["reused_tables"] is True and reused["extra"]["runs"] == manifest["extra"]["runs"]

@@ -18,7 +18,7 @@ def test_notebook04_is_committed_without_outputs_and_with_a_parameters_cell():
 
     declared = notebook_parameters(NOTEBOOK)
     assert {"profile", "seeds", "text_encoders", "clip_weights", "held_out", "composites", "severities",
-            "n_patches", "patch_size", "n_boot", "output_dir"} <= set(declared)
+            "n_patches", "patch_size", "n_boot", "alpha", "reuse_tables", "output_dir"} <= set(declared)
     assert all(p["help"] for p in declared.values())  # every parameter has its one-line comment
 
 
@@ -61,3 +61,16 @@ def test_notebook04_runs_at_smoke_and_writes_its_outputs(tmp_path, monkeypatch):
     assert any(info["kind"] == "wordllama" for info in used.values())
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["verdict"].endswith(".") and "published" in verdict["paper_claim"]
+    assert (growth["n_photos"] > 1).all()  # intervals resample photos, not patches
+
+    # Re-analysis of the same folder's tables: nothing trained, the same verdict and accuracy tables.
+    before = {name: (out / name).read_text() for name in ("verdict.json", "accuracy_by_task_set.csv",
+                                                          "downstream_psnr.csv")}
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(tmp_path / "reused.ipynb"), kernel_name=default_kernel(), cwd=str(project_root()),
+        parameters={"profile": "smoke", "output_dir": str(out), "n_boot": 200, "reuse_tables": True},
+        progress_bar=False,
+    )
+    assert {name: (out / name).read_text() for name in before} == before
+    reused = json.loads((out / "manifest.json").read_text())
+    assert reused["extra"]["reused_tables"] is True and reused["extra"]["runs"] == manifest["extra"]["runs"]

@@ -92,20 +92,14 @@ def test_implicit_prompt_weights_are_one_softmax_per_site_and_hooks_are_removed(
 # ----------------------------------------------------------------------------- accuracy with CI
 
 
-def test_accuracy_with_ci_brackets_the_estimate():
-    result = recognition.accuracy_with_ci([1, 1, 1, 0], n_boot=2000, seed=0)
-    assert result["accuracy"] == pytest.approx(0.75) and result["n"] == 4
-    assert 0 <= result["lo"] <= 0.75 <= result["hi"] <= 1
-    perfect = recognition.accuracy_with_ci([1] * 10, n_boot=500)
-    assert perfect["lo"] == perfect["hi"] == 1.0
-
-
-def test_accuracy_table_counts_a_patch_once_across_seeds():
-    rows = pd.DataFrame({"recogniser": "r", "patch": [0, 1, 0, 1], "seed": [0, 0, 1, 1],
-                         "label": "noise", "correct": [True, False, True, True]})
+def test_accuracy_table_resamples_seeds_and_photos():
+    rows = pd.DataFrame({"recogniser": "r", "patch": [0, 1, 2, 3] * 2, "photo": ["a", "a", "b", "b"] * 2,
+                         "seed": [0] * 4 + [1] * 4, "label": "noise",
+                         "correct": [True, False, True, True, True, True, True, True]})
     table = recognition.accuracy_table(rows, ["recogniser"], n_boot=500)
-    assert table.loc[0, "n"] == 2 and table.loc[0, "n_seeds"] == 2
-    assert table.loc[0, "accuracy"] == pytest.approx(0.75)
+    assert table.loc[0, "n"] == 4 and table.loc[0, "n_seeds"] == 2 and table.loc[0, "n_photos"] == 2
+    assert table.loc[0, "accuracy"] == pytest.approx((0.75 + 1.0) / 2)
+    assert table.loc[0, "lo"] <= table.loc[0, "accuracy"] <= table.loc[0, "hi"] <= 1
 
 
 def test_confusion_rows_sum_to_one_and_keep_empty_columns():
@@ -116,24 +110,39 @@ def test_confusion_rows_sum_to_one_and_keep_empty_columns():
     assert matrix.loc["a", "a"] == pytest.approx(0.5)
 
 
-def test_paired_difference_and_verdict_from_synthetic_predictions():
+def test_recogniser_comparison_and_verdict_work_at_seed_level():
     rng = np.random.default_rng(0)
     frames = []
     for recogniser, p in (("text anchors: t", 0.9), (recognition.FREQUENCY, 0.5), (recognition.IMPLICIT, 0.6)):
         for task_set, n_classes in (("3 types", 3), ("5 types + 1 composites", 6)):
-            frames.append(pd.DataFrame({
-                "recogniser": recogniser, "task_set": task_set, "n_classes": n_classes, "evaluation": "closed",
-                "seed": 0, "patch": np.arange(60), "kind": ["single"] * 40 + ["composite"] * 20,
-                "label": "x", "correct": rng.random(60) < p}))
+            for seed in range(5):
+                frames.append(pd.DataFrame({
+                    "recogniser": recogniser, "task_set": task_set, "n_classes": n_classes, "evaluation": "closed",
+                    "seed": seed, "patch": np.arange(60), "photo": [f"photo{i % 6}" for i in range(60)],
+                    "kind": ["single"] * 40 + ["composite"] * 20, "label": "x", "correct": rng.random(60) < p}))
     predictions = pd.concat(frames, ignore_index=True)
-    diff = recognition.paired_accuracy_difference(predictions[predictions["task_set"] == "3 types"],
-                                                  "text anchors: t", recognition.FREQUENCY, n_boot=500)
-    assert diff["n"] == 60 and diff["mean_diff"] > 0
+    diff = recognition.recogniser_comparison(predictions[predictions["task_set"] == "3 types"],
+                                             "text anchors: t", recognition.FREQUENCY, n_boot=500, mixed=False)
+    assert diff["n_seeds"] == 5 and diff["n_images"] == 6 and diff["estimate"] > 0.3
+    assert diff["test"] == "paired t over seeds" and diff["p_value"] < 0.001
     growth = recognition.accuracy_table(predictions, ["recogniser", "task_set", "n_classes"], n_boot=200)
     sentence = recognition.verdict(predictions, growth, None, None, "text anchors: t", "5 types + 1 composites",
-                                   n_boot=200)
+                                   n_boot=200, mixed=False)
     assert sentence.startswith("On the 5 types + 1 composites set, text anchors: t recognises") and sentence.endswith(".")
-    assert "beats the frequency cues on composites" in sentence
+    assert "text anchors: t − frequency cues on composites: +" in sentence
+    assert "5 of 5 seeds agree, paired t over 5 seeds" in sentence and "): different" in sentence
+    assert "points or more are detected with 80% power" in sentence
+
+
+def test_downstream_summary_pairs_prompts_within_a_run():
+    rng = np.random.default_rng(1)
+    rows = [{"run": f"r{s}", "seed": s, "task": task, "label": task, "image": f"i{i}",
+             "psnr_text_prompt": 30 + i + 0.5 * s, "psnr_image_prompt": 30 + i + 0.5 * s - 0.4 + rng.normal(0, 0.02),
+             "correct": True} for s in range(4) for task in ("derain", "dehaze") for i in range(5)]
+    summary = recognition.downstream_summary(pd.DataFrame(rows), n_boot=300, mixed=False)
+    assert list(summary["task"]) == ["derain", "dehaze"]
+    np.testing.assert_allclose(summary["delta_psnr"], -0.4, atol=0.02)
+    assert (summary["verdict"] == "different").all() and (summary["n_seeds"] == 4).all()
 
 
 # ----------------------------------------------------------------------------- conditions and patches

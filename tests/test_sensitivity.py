@@ -209,24 +209,42 @@ def test_selection_agreement_counts_kept_channels_among_the_top_k():
     assert row["precision"] == pytest.approx(2 / 3)
 
 
-def test_mechanism_summary_and_verdict_come_from_the_numbers():
+def test_mechanism_summary_and_verdict_work_at_seed_level_above_chance():
     frames = []
-    for site in ("s1", "s2", "s3"):
-        frames.append(importance_frame({"a": [4, 3, 0, 0], "b": [0, 0, 4, 3]}, site=site))
-        frames.append(importance_frame({"a": [4, 3, 0, 0], "b": [3, 4, 0, 0]}, mechanism="none", site=site))
+    for seed in range(4):
+        for site in ("s1", "s2", "s3"):
+            frames.append(importance_frame({"a": [4, 3, 0, 0], "b": [0, 0, 4, 3]}, site=site).assign(seed=seed))
+            frames.append(importance_frame({"a": [4, 3, 0, 0], "b": [3, 4, 0, 0]}, mechanism="none",
+                                           site=site).assign(seed=seed))
     ranks = sens.rank_statistics(pd.concat(frames, ignore_index=True), 0.5)
+    chance = sens.chance_jaccard(4, 2)
+    np.testing.assert_allclose(ranks["jaccard_above_chance"], ranks["between_task_jaccard"] - chance)
     readout = pd.DataFrame({"mechanism": ["hard_select", "none"], "seed": 0, "site": "s1",
                             "accuracy": [1.0, 0.5], "chance": 0.5})
-    summary, comparisons = sens.mechanism_summary(ranks, readout, n_boot=200)
+    summary, comparisons = sens.mechanism_summary(ranks, readout, n_boot=200, mixed=False)
     table = summary.set_index("mechanism")
     assert table.loc["hard_select", "between_task_jaccard"] == 0 and table.loc["none", "between_task_jaccard"] == 1
-    assert table.loc["none", "readout_accuracy"] == 0.5 and table.loc["hard_select", "units"] == 3
-    jaccard_row = comparisons[comparisons["measure"] == "between_task_jaccard"].iloc[0]
-    assert jaccard_row["mean_diff"] == pytest.approx(-1.0) and jaccard_row["other"] == "none"
+    assert table.loc["none", "jaccard_above_chance"] == pytest.approx(1 - chance)
+    assert table.loc["none", "readout_accuracy"] == 0.5 and table.loc["hard_select", "units"] == 12
+    assert table.loc["hard_select", "n_seeds"] == 4
+    jaccard_row = comparisons[comparisons["measure"] == "jaccard_above_chance"].iloc[0]
+    assert jaccard_row["estimate"] == pytest.approx(-1.0) and jaccard_row["other"] == "none"
+    assert jaccard_row["n_seeds"] == 4 and jaccard_row["n_images"] == 3 and jaccard_row["test"] == "Welch t over seeds"
     sentence = sens.verdict(summary, comparisons, pd.DataFrame(), pd.DataFrame(), top_k_fraction=0.5)
-    assert "hard_select's sensitive channels look less shared between tasks than none's" in sentence
-    assert "cannot reach p < 0.05" in sentence
-    assert "hard_select 0.00" in sentence and "readout" in sentence and sentence.endswith(".")
+    assert "overlap above chance, hard_select − none: -1.000" in sentence
+    assert "readout" in sentence and sentence.endswith(".")
+
+
+def test_a_non_significant_difference_is_not_called_no_difference():
+    rng = np.random.default_rng(0)
+    rows = [{"mechanism": m, "seed": seed, "site": site, "space": "output", "method": "ablation",
+             "between_task_jaccard": 0.5 + rng.normal(0, 0.2), "chance": 0.3, "specificity": 0.5}
+            for m in ("hard_select", "none") for seed in range(3) for site in ("s1", "s2")]
+    ranks = pd.DataFrame(rows).assign(jaccard_above_chance=lambda f: f["between_task_jaccard"] - f["chance"])
+    _, comparisons = sens.mechanism_summary(ranks, None, n_boot=200, mixed=False)
+    sentence = sens.verdict(pd.DataFrame(), comparisons, pd.DataFrame(), pd.DataFrame())
+    assert "inconclusive" in sentence and "not more task-specific" not in sentence
+    assert "equivalent within ±0.05" in comparisons.set_index("measure").loc["specificity", "verdict"]
 
 
 # ----------------------------------------------------------------------------- readout
