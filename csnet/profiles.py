@@ -220,6 +220,9 @@ class RunConfig:
     checkpoint_every: int = 100
     log_every: int = 1
     num_workers: int = 0
+    # wsd: steps at which training also keeps a full resumable checkpoint (``branch-<step>.pt``) that a
+    # shorter run of the same config branches its decay from (``csnet.store.find_branch_point``)
+    keep_steps: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -231,7 +234,7 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown RunConfig fields {sorted(unknown)}; known: {sorted(known)}")
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("tasks", "task_weights"):
+        for key in ("tasks", "task_weights", "keep_steps"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         if "model" in values:
@@ -242,7 +245,7 @@ class RunConfig:
 
 
 # Fields that do not change the trained weights.
-BOOKKEEPING_FIELDS = frozenset({"profile", "checkpoint_every", "log_every", "num_workers"})
+BOOKKEEPING_FIELDS = frozenset({"profile", "checkpoint_every", "log_every", "num_workers", "keep_steps"})
 
 
 def _plain(value: Any) -> Any:
@@ -288,7 +291,7 @@ def run_config(profile: str | Profile, fusion: str = "hard_select", seed: int = 
     if unknown:
         raise ValueError(f"unknown RunConfig fields {sorted(unknown)}; known: {sorted(known)}")
     values.update(overrides)
-    for key in ("tasks", "task_weights"):
+    for key in ("tasks", "task_weights", "keep_steps"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])
     cfg = RunConfig(**values)
@@ -330,6 +333,12 @@ def decay_steps(steps: int, decay_fraction: float) -> int:
     return max(1, int(decay_fraction * steps + 0.5))
 
 
+def branch_step(steps: int, decay_fraction: float) -> int:
+    """The step at which a wsd run of ``steps`` starts its decay: before it, its lr, batches and noise
+    are those of every longer wsd run of the same config, so it can branch off a longer run there."""
+    return steps - decay_steps(steps, decay_fraction)
+
+
 def validate_config(cfg: RunConfig) -> None:
     """Raise ``ValueError`` naming the field and the allowed values when ``cfg`` cannot be trained."""
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.patch_size < 8:
@@ -363,6 +372,9 @@ def validate_config(cfg: RunConfig) -> None:
         )
     if cfg.checkpoint_every < 1 or cfg.log_every < 1:
         raise ValueError("checkpoint_every and log_every must be >= 1")
+    bad = [s for s in cfg.keep_steps if not 1 <= s < cfg.steps]
+    if bad:
+        raise ValueError(f"keep_steps {bad} must lie in [1, steps={cfg.steps})")
 
 
 # Version of the hashed payload's layout. 1: the fields as written; 2: the resolved configuration
