@@ -89,3 +89,73 @@ def test_find_branch_point_skips_other_configs(tmp_path):
     assert store.find_branch_point(_wsd(10, lr=1e-3), root=root) is not None
     assert store.find_branch_point(run_config("smoke", "hard_select", seed=3, steps=10, lr=1e-3,
                                               warmup_steps=2), root=root) is None  # cosine never branches
+
+
+# ----------------------------------------------------------------------------- analysis.budget
+
+import numpy as np
+import pandas as pd
+
+from analysis import budget
+
+
+def test_default_budgets_halve_down_to_the_first_valid_wsd_run():
+    assert budget.default_budgets(500, 50) == [62, 125, 250, 500]
+    assert budget.default_budgets(20, 2) == [3, 5, 10, 20]  # 2.5 would decay inside the warm-up
+    with pytest.raises(ValueError, match="warm-up"):
+        budget.check_budgets([2, 20], warmup_steps=2, decay_fraction=0.2)
+    with pytest.raises(ValueError, match="hard_select"):
+        budget.check_mechanisms(["none", "soft_gate"])
+
+
+def test_budget_config_gives_the_trunk_the_branch_states_of_the_shorter_budgets():
+    trunk = budget.budget_config("smoke", "none", 0, 20, budgets=[3, 5, 10, 20])
+    assert trunk.schedule == "wsd" and trunk.keep_steps == (2, 4, 8)
+    assert budget.budget_config("smoke", "none", 0, 10, budgets=[3, 5, 10, 20]).keep_steps == ()
+    plan = budget.plan("smoke", ["none"], [0], [3, 5, 10, 20], seconds_per_step={"none": 0.5})
+    assert list(plan["steps_trained"]) == [1, 1, 2, 20] and plan["seconds"].sum() == pytest.approx(12.0)
+
+
+def _synthetic(slope_db: float, seeds=range(4), budgets=(100, 200, 400, 800), images=6, noise=0.05, offset=0.0):
+    """Per-image PSNR of none and hard_select whose gap is offset + slope·log2(budget/100) plus noise."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in seeds:
+        for b in budgets:
+            for i in range(images):
+                base = 25 + np.log2(b) + rng.normal(0, 0.3)
+                gap = offset + slope_db * np.log2(b / budgets[0]) + rng.normal(0, noise)
+                for mechanism, value in (("none", base), ("hard_select", base + gap)):
+                    rows.append({"mechanism": mechanism, "seed": seed, "budget": b, "task": "denoise_25",
+                                 "image": f"im{i}", "psnr": value, "ssim": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_gap_slope_recovers_a_known_trend_and_calls_a_flat_one_equivalent():
+    rising = budget.gap_slopes(_synthetic(0.5), n_boot=500)
+    row = rising[rising["task"] == "denoise_25"].iloc[0]
+    assert row["estimate"] == pytest.approx(0.5, abs=0.05) and 0 < row["lo"] < row["estimate"] < row["hi"]
+    assert row["verdict"] == "different" and row["n_seeds"] == 4
+    flat = budget.gap_slopes(_synthetic(0.0, seeds=range(6)), margin=0.5, n_boot=500)
+    assert flat.iloc[0]["verdict"].startswith("equivalent")
+
+
+def test_crossing_is_located_between_the_budgets_where_the_gap_changes_sign():
+    scores = _synthetic(1.0, offset=-1.5)  # gap −1.5, −0.5, +0.5, +1.5: zero at 200·√2 ≈ 283 steps
+    table = budget.crossings(scores, n_boot=300)
+    row = table[table["task"] == "denoise_25"].iloc[0]
+    assert row["between"] == "200–400" and row["crossing_steps"] == pytest.approx(283, rel=0.1)
+    assert row["lo_steps"] <= row["crossing_steps"] <= row["hi_steps"] and row["share_of_resamples"] > 0.9
+    assert "cross on denoise_25 between 200–400 steps" in budget.crossing_sentences(table)[0]
+
+
+def test_first_budget_above_a_reference():
+    scores = _synthetic(0.0)
+    line = scores.groupby(["budget"])["psnr"].mean()
+    # a reference sitting between the budget-200 and budget-400 curves, the same on every photo
+    refs = pd.DataFrame({"method": "NL-means", "task": "denoise_25", "image": [f"im{i}" for i in range(6)],
+                         "psnr": (line[200] + line[400]) / 2, "ssim": 0.5})
+    tests = budget.beats_references(scores, refs, n_boot=300)
+    first = budget.first_beats(tests).set_index("mechanism")
+    assert first.loc["none", "first_budget"] == 400 and first.loc["hard_select", "first_budget"] == 400
+    assert "at 400 steps" in first.loc["none", "sentence"]
