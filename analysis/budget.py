@@ -119,17 +119,50 @@ def plan(profile, mechanisms: Sequence[str], seeds: Sequence[int], budgets: Sequ
     return out
 
 
-def train_curves(profile, mechanisms: Sequence[str], seeds: Sequence[int], budgets: Sequence[int], *,
-                 progress: bool = False, **overrides) -> dict[tuple[str, int, int], Any]:
-    """``{(mechanism, seed, budget): Run}``: the trunk of each (mechanism, seed) first, then its branches."""
+def _train_chain(job: tuple) -> set[str]:
+    """Train one (mechanism, seed): its trunk, then every shorter budget from the trunk's branch states.
+    Returns the ids of the runs this call trained. (A function of the module so that worker processes
+    can import it.)"""
+    profile, mechanism, seed, budgets, overrides, progress = job
     from csnet.store import get_or_train
 
+    trained = set()
+    for steps in sorted(budgets, reverse=True)[:1] + sorted(budgets)[:-1]:
+        run = get_or_train(budget_config(profile, mechanism, seed, steps, budgets=budgets, **overrides),
+                           progress=progress)
+        if run.trained_now:
+            trained.add(run.id)
+    return trained
+
+
+def train_curves(profile, mechanisms: Sequence[str], seeds: Sequence[int], budgets: Sequence[int], *,
+                 jobs: int = 1, progress: bool = False, **overrides) -> dict[tuple[str, int, int], Any]:
+    """``{(mechanism, seed, budget): Run}``, each run's ``trained_now`` telling whether this call trained it.
+
+    Every (mechanism, seed) is a chain (trunk first, then its branches); with ``jobs`` > 1 the chains
+    train in that many worker processes (spawned, each with ``csnet.train.cpu_threads`` threads on a
+    CPU, or sharing the GPU): on a 2-core machine two chains at once use both cores."""
+    from csnet.profiles import get_profile
+    from csnet.store import get_or_train
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    chains = [(prof, m, s, list(budgets), dict(overrides), progress) for m in mechanisms for s in seeds]
+    if int(jobs) < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs!r}")
+    if jobs > 1 and len(chains) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(int(jobs), len(chains)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            trained = set().union(*pool.map(_train_chain, chains))
+    else:
+        trained = set().union(*map(_train_chain, chains))
     runs = {}
-    for mechanism in mechanisms:
-        for seed in seeds:
-            for budget in sorted(budgets, reverse=True)[:1] + sorted(budgets)[:-1]:
-                cfg = budget_config(profile, mechanism, seed, budget, budgets=budgets, **overrides)
-                runs[(mechanism, seed, budget)] = get_or_train(cfg, progress=progress)
+    for _, mechanism, seed, _, _, _ in chains:
+        for steps in budgets:
+            run = get_or_train(budget_config(prof, mechanism, seed, steps, budgets=budgets, **overrides))
+            run.trained_now = run.id in trained
+            runs[(mechanism, seed, int(steps))] = run
     return runs
 
 
@@ -159,14 +192,19 @@ def run_table(runs: Mapping[tuple[str, int, int], Any]) -> pd.DataFrame:
 
 
 def evaluate_curves(runs: Mapping[tuple[str, int, int], Any], tasks: Sequence[str], *, prompt_source: str = "image",
-                    evaluate_kwargs: Mapping | None = None) -> pd.DataFrame:
+                    evaluate_kwargs: Mapping | None = None, device: str | None = None) -> pd.DataFrame:
     """Per-image test scores of every run (``csnet.evaluate.evaluate``) with ``mechanism``, ``seed``,
-    ``budget`` and ``kind`` columns."""
+    ``budget`` and ``kind`` columns; on ``device`` (None: CUDA when there is one, else the CPU)."""
+    import torch
+
     from csnet.evaluate import evaluate
 
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     frames = []
     for (mechanism, seed, budget), run in runs.items():
+        run.to(device)
         frame = evaluate(run, list(tasks), prompt_source=prompt_source, **dict(evaluate_kwargs or {}))
+        run.to("cpu")
         frames.append(frame.assign(mechanism=mechanism, seed=seed, budget=budget, kind=LEARNED))
     return pd.concat(frames, ignore_index=True)
 

@@ -159,3 +159,42 @@ def test_first_budget_above_a_reference():
     first = budget.first_beats(tests).set_index("mechanism")
     assert first.loc["none", "first_budget"] == 400 and first.loc["hard_select", "first_budget"] == 400
     assert "at 400 steps" in first.loc["none", "sentence"]
+
+
+# ----------------------------------------------------------------------------- scripts/gpu_budget.sh
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "gpu_budget.sh"
+
+
+def _script(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.mark.slow  # imports torch in a subprocess
+def test_gpu_script_dry_run_prints_the_gpu_plan_and_trains_nothing():
+    done = _script("--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "profile gpu: budgets [625, 1250, 2500, 5000], 5 mechanisms x 3 seeds = 15 chains, 60 models" in done.stdout
+    assert "each chain trains 5875 steps" in done.stdout and "=== train" not in done.stdout
+    assert _script("--bogus").returncode == 2
+
+
+@pytest.mark.slow  # trains 8 smoke models (or finds them in the store) and evaluates them
+def test_gpu_script_logic_runs_on_a_cpu_at_smoke(tmp_path):
+    out = tmp_path / "out"
+    done = _script("--profile", "smoke", "--device", "cpu", "--mechanisms", "none,hard_select", "--seeds", "0",
+                   "--tasks", "denoise_25", "--jobs", "1", "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 8 and set(runs["budget"]) == {3, 5, 10, 20}
+    scores = pd.read_csv(out / "per_image.csv")
+    assert set(scores["budget"]) == {3, 5, 10, 20} and set(scores["task"]) == {"denoise_25"}
+    assert "NL-means (scikit-image)" in set(pd.read_csv(out / "references_per_image.csv")["method"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["extra"]["written_by"] == "scripts/gpu_budget.sh" and manifest["text_encoder"]

@@ -2,6 +2,7 @@
 runs through the suite runner and by hand with papermill, and running it again trains nothing new."""
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from notebook_checks import committed_clean_code_cells, parameter_lines
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_training_budget.ipynb"
-PARAMETERS = ["profile", "seeds", "mechanisms", "budgets", "eval_tasks", "n_boot", "alpha", "margin", "reuse_tables",
+PARAMETERS = ["profile", "seeds", "mechanisms", "budgets", "eval_tasks", "train_jobs", "n_boot", "alpha", "margin", "reuse_tables",
               "output_dir"]
 SMALL = {"seeds": [0, 1], "mechanisms": ["none", "hard_select"], "eval_tasks": ["denoise_25", "dehaze"], "n_boot": 200}
 
@@ -24,7 +25,7 @@ def test_notebook05_is_committed_clean_with_a_typed_parameters_cell():
     from csnet.suite import discover_notebooks, notebook_parameters
 
     assert NOTEBOOK in discover_notebooks()
-    assert notebook_parameters(NOTEBOOK)["mechanisms"]["default"] == ["none", "hard_select", "soft_gate",
+    assert ast.literal_eval(notebook_parameters(NOTEBOOK)["mechanisms"]["default"]) == ["none", "hard_select", "soft_gate",
                                                                        "channel_attention", "cross_attention"]
 
 
