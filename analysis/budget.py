@@ -191,21 +191,34 @@ def run_table(runs: Mapping[tuple[str, int, int], Any]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- scores
 
 
+def _evaluate_one(job: tuple) -> pd.DataFrame:
+    """Per-image scores of the run in one folder (a function of the module, for worker processes)."""
+    from csnet.evaluate import evaluate
+    from csnet.store import Run
+
+    run_dir, tasks, prompt_source, evaluate_kwargs, device = job
+    return evaluate(Run.load(run_dir, device=device), list(tasks), prompt_source=prompt_source, **evaluate_kwargs)
+
+
 def evaluate_curves(runs: Mapping[tuple[str, int, int], Any], tasks: Sequence[str], *, prompt_source: str = "image",
-                    evaluate_kwargs: Mapping | None = None, device: str | None = None) -> pd.DataFrame:
+                    evaluate_kwargs: Mapping | None = None, device: str | None = None, jobs: int = 1) -> pd.DataFrame:
     """Per-image test scores of every run (``csnet.evaluate.evaluate``) with ``mechanism``, ``seed``,
-    ``budget`` and ``kind`` columns; on ``device`` (None: CUDA when there is one, else the CPU)."""
+    ``budget`` and ``kind`` columns; on ``device`` (None: CUDA when there is one, else the CPU), in
+    ``jobs`` worker processes on a CPU (the scores do not depend on which process computes them)."""
     import torch
 
-    from csnet.evaluate import evaluate
-
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    frames = []
-    for (mechanism, seed, budget), run in runs.items():
-        run.to(device)
-        frame = evaluate(run, list(tasks), prompt_source=prompt_source, **dict(evaluate_kwargs or {}))
-        run.to("cpu")
-        frames.append(frame.assign(mechanism=mechanism, seed=seed, budget=budget, kind=LEARNED))
+    work = [(run.dir, list(tasks), prompt_source, dict(evaluate_kwargs or {}), device) for run in runs.values()]
+    if int(jobs) > 1 and device == "cpu" and len(work) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(int(jobs), len(work)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(_evaluate_one, work))
+    else:
+        done = [_evaluate_one(job) for job in work]
+    frames = [frame.assign(mechanism=mechanism, seed=seed, budget=budget, kind=LEARNED)
+              for (mechanism, seed, budget), frame in zip(runs, done)]
     return pd.concat(frames, ignore_index=True)
 
 
