@@ -42,7 +42,11 @@ code as it stands, interleaved in one process, at equal config; see ``TUNINGS``.
 
 Every timing is the median over rounds in which all variants run once each in a rotated order
 (``interleaved``), so that load from other processes falls on all of them alike: compare ratios within
-one table, not absolute numbers across tables.
+one table, not absolute numbers across tables. Every row carries the 1-minute load average at the
+start of its measurement (``check_load``); a measurement whose load shows other work (more than the
+cores it uses + 0.5) is refused unless ``allow_load``, and then its rows say ``load_override``.
+
+``csnet bench --recipe`` (the training-recipe sweep on validation) lives in ``csnet.recipe``.
 """
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ BENCH_COLUMNS = (
     "matmul_peak_gflops", "peak_fraction",
     "infer_side", "infer_s_per_mp",
     "train_peak_mib", "train_peak_delta_mib", "infer_peak_mib", "infer_peak_delta_mib", "memory_kind",
-    "load_average", "torch_version",
+    "load_average", "load_override", "torch_version",
 )
 TILED_COLUMNS = (
     "config", "fusion", "device", "height", "width", "tile", "overlap", "tiles_run", "tiles_total",
@@ -83,7 +87,8 @@ TILED_COLUMNS = (
 TUNING_COLUMNS = (
     "scope", "config", "fusion", "variant", "description", "device", "threads", "batch", "patch", "rounds",
     "s_per_step", "iqr_s", "patches_per_s", "ratio_to_baseline", "reference", "ratio_to_reference",
-    "cpu_s_per_step", "cpu_ratio_to_reference", "compile_s", "compile_pays_within_steps", "max_abs_diff", "load_average", "torch_version",
+    "cpu_s_per_step", "cpu_ratio_to_reference", "compile_s", "compile_pays_within_steps",
+    "max_abs_diff", "load_average", "load_override", "torch_version",
 )
 
 MIB = 1024.0**2
@@ -230,6 +235,31 @@ def _load_average() -> float:
         return round(os.getloadavg()[0], 2)
     except OSError:
         return math.nan
+
+
+LOAD_MARGIN = 0.5  # run-queue length beyond the cores a measurement uses that counts as other work
+
+
+class BusyMachineError(ValueError):
+    """The load average shows other work running: timings taken now would measure it too."""
+
+
+def check_load(cores_in_use: int, allow: bool = False) -> dict[str, Any]:
+    """The 1-minute load average now, to mark a measurement taken from here, and whether it is over
+    ``cores_in_use + LOAD_MARGIN`` (``load_override``): other work shares the CPU.
+
+    Over the limit, raises ``BusyMachineError`` unless ``allow`` (then the rows carry
+    ``load_override=True``). The average lags by about a minute, so it also counts this process's own
+    work just before; ``cores_in_use`` is what that work occupies (threads, or parallel jobs).
+    """
+    load = _load_average()
+    busy = math.isfinite(load) and load > cores_in_use + LOAD_MARGIN
+    if busy and not allow:
+        raise BusyMachineError(
+            f"load average {load:g} > {cores_in_use} core(s) in use + {LOAD_MARGIN:g}: other work is running "
+            "and the timings would measure it; wait for a quiet machine (`uptime`), or pass --allow-load "
+            "to measure anyway (the rows are then marked load_override)")
+    return {"load_average": load, "load_override": busy}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -567,13 +597,17 @@ def _fusion_list(fusions: str | Iterable[str]) -> list[str]:
 def run_bench(configs: Sequence[str] = ("quick", "paper"), fusions: str | Iterable[str] = "all", steps: int = 5,
               warmup: int = 1, device: str | torch.device = "cpu", amp: bool = False, paper_cpu_batch: int = 2,
               infer_side: int | None = None, infer_rounds: int = 3, memory: bool = True,
-              matmul_size: int = 2048, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+              matmul_size: int = 2048, progress: Callable[[str], None] | None = None,
+              allow_load: bool = False) -> list[dict[str, Any]]:
     """One row per (config, fusion): see the module's docstring for each column. Training and
     inference times are interleaved over the fusions of a config (``steps`` timed rounds after
-    ``warmup``)."""
+    ``warmup``). Each config's rows carry the load average at the start of its measurement
+    (``check_load``: refused when it shows other work, unless ``allow_load``)."""
     device = torch.device(device)
     say = progress or (lambda message: None)
     fusion_names = _fusion_list(fusions)
+    cores = torch.get_num_threads() if device.type == "cpu" else 1
+    check_load(cores, allow_load)
     amp_dtype = _amp_dtype(device, amp)
     precision = str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32"
     peak_dtype = amp_dtype if (amp_dtype is not None and device.type == "cuda") else torch.float32
@@ -583,6 +617,7 @@ def run_bench(configs: Sequence[str] = ("quick", "paper"), fusions: str | Iterab
     for name in configs:
         config = bench_config(name, device, paper_cpu_batch, infer_side)
         say(f"{name}: batch {config.batch} × {config.patch}², inference {config.infer_side}²")
+        load = check_load(cores, allow_load)
         models = {fusion: build(config, fusion, device) for fusion in fusion_names}
         flops = {fusion: training_flops(config.model, fusion, config.batch, config.patch) for fusion in fusion_names}
         train = {fusion: train_step_action(models[fusion], config.batch, config.patch, amp_dtype=amp_dtype,
@@ -606,7 +641,7 @@ def run_bench(configs: Sequence[str] = ("quick", "paper"), fusions: str | Iterab
                 "peak_fraction": gflop / step / peak,
                 "infer_side": config.infer_side,
                 "infer_s_per_mp": statistics.median(infer_times[fusion]) / megapixels,
-                "load_average": _load_average(), "torch_version": torch.__version__,
+                **load, "torch_version": torch.__version__,
             }
             if memory:
                 kinds = set()
@@ -767,7 +802,7 @@ def _is_channels_last(model: nn.Module) -> bool:
 def run_tuning(config_name: str = "quick", fusions: Sequence[str] = ("none", "hard_select"),
                variants: Sequence[str] | None = None, rounds: int = 7, device: str | torch.device = "cpu",
                amp: bool = False, base_threads: int | None = 1, trainer: bool = True,
-               progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+               progress: Callable[[str], None] | None = None, allow_load: bool = False) -> list[dict[str, Any]]:
     """Each variant of ``TUNINGS`` per fusion, timed interleaved in this process (one rotated round =
     one step of every variant of every fusion).
 
@@ -783,7 +818,8 @@ def run_tuning(config_name: str = "quick", fusions: Sequence[str] = ("none", "ha
     ``max_abs_diff`` compares the variant's output with the baseline's (same weights) on one batch.
     With ``trainer``, ``Trainer.train_step`` (network, image prompt encoder and contrastive loss: what
     ``csnet train`` runs) is timed as it stands and with the "tuned" changes applied (scope
-    ``trainer``)."""
+    ``trainer``). The rows carry the load average at the start (``check_load``: refused when it shows
+    other work, unless ``allow_load``)."""
     from csnet.models import SELECTING
 
     device = torch.device(device)
@@ -791,6 +827,7 @@ def run_tuning(config_name: str = "quick", fusions: Sequence[str] = ("none", "ha
     config = bench_config(config_name, device)
     if device.type != "cpu":
         base_threads = None
+    check_load(torch.get_num_threads() if device.type == "cpu" else 1, allow_load)  # before any work
     reference = f"threads={base_threads}" if base_threads else "baseline"
     names = list(variants or TUNINGS)
     for required in ("baseline", reference):
@@ -834,11 +871,12 @@ def run_tuning(config_name: str = "quick", fusions: Sequence[str] = ("none", "ha
         for key, (action, thread_count) in trainer_actions.items():
             actions[key], threads[key] = action, thread_count
     say(f"timing {len(actions)} variants × {rounds} rounds (interleaved) …")
+    cores = max([count or torch.get_num_threads() for count in threads.values()], default=1)
+    load = check_load(cores if device.type == "cpu" else 1, allow_load)
     cpu_times: dict[str, list[float]] = {}
     times = interleaved(actions, rounds, 1, device, threads, cpu_times)
     medians = {key: statistics.median(values) for key, values in times.items()}
     cpu_medians = {key: statistics.median(values) for key, values in cpu_times.items()}
-    load = _load_average()
     rows = []
 
     def row(scope: str, fusion: str, name: str, key: str, description: str, baseline_key: str,
@@ -853,7 +891,7 @@ def run_tuning(config_name: str = "quick", fusions: Sequence[str] = ("none", "ha
                "ratio_to_reference": step / medians[reference_key], "reference": reference_key.split("/")[-1],
                "cpu_s_per_step": cpu_medians[key],
                "cpu_ratio_to_reference": cpu_medians[key] / cpu_medians[reference_key],
-               "max_abs_diff": differences.get(key, math.nan), "load_average": load,
+               "max_abs_diff": differences.get(key, math.nan), **load,
                "torch_version": torch.__version__}
         if key in compile_s:
             gain = medians[reference_key] - step

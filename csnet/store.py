@@ -295,13 +295,16 @@ def find_branch_point(cfg: RunConfig, root: str | os.PathLike | None = None) -> 
 
 
 def get_or_train(cfg: RunConfig, progress: bool = True, timeout: float | None = None,
-                 device: str | torch.device | None = None, keep_checkpoints: bool = False) -> Run:
+                 device: str | torch.device | None = None, keep_checkpoints: bool = False,
+                 milestones: Sequence[int] = ()) -> Run:
     """The trained run of ``cfg``: loaded when finished, resumed when partial, trained when new.
 
     ``timeout``: seconds to wait for another process training the same run (None = wait). Under
     torchrun every rank calls this; rank 0 holds the lock and writes, all ranks train. The returned
-    run lives on the CPU (``run.to(device)`` moves it). A new wsd run starts from a sibling's branch
-    state when the store holds one (``find_branch_point``; ``run.metrics["branched_from"]`` says which).
+    run lives on the CPU (``run.to(device)`` moves it). ``milestones``: steps whose weights training
+    also keeps (``csnet.train.milestone_path``; bookkeeping, not in the run hash). A new wsd run starts
+    from a sibling's branch state when the store holds one (``find_branch_point``;
+    ``run.metrics["branched_from"]`` says which).
     """
     run_dir = run_path(cfg)
     done = _load_finished(run_dir, "cpu")
@@ -323,7 +326,7 @@ def get_or_train(cfg: RunConfig, progress: bool = True, timeout: float | None = 
             branch = find_branch_point(cfg) if info.is_main and not list_checkpoints(run_dir) else None
             branch = broadcast_object(str(branch) if branch else None, info)
             train(cfg, run_dir, progress=progress, device=train_device, dist_info=info,
-                  keep_checkpoints=keep_checkpoints, branch_from=branch)
+                  keep_checkpoints=keep_checkpoints, milestones=milestones, branch_from=branch)
         if info.is_main and not (run_dir / DONE_FILE).exists():
             if not keep_checkpoints:
                 _prune_checkpoints(run_dir, keep=0)  # left behind if killed just after final.pt

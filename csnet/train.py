@@ -15,19 +15,18 @@ The procedure (PromptIR / CSNet conventions, details the paper leaves open marke
 
 Determinism and resume. The batch of step ``s`` is a pure function of ``(seed, s)`` (``TrainPatches``
 items ``s·B … s·B+B-1``, item ``i`` itself deterministic given ``(seed, i)``), whatever the run's length,
-and the
-global torch RNG (dropout) is re-seeded from ``(seed, s, rank)`` at every step inside a forked RNG
-context, so the caller's RNG is untouched.
+and the global torch RNG (dropout) is re-seeded from ``(seed, s, rank)`` at every step inside a forked
+RNG context, so the caller's RNG is untouched. A checkpoint holds model, image encoder, optimiser,
+scheduler, scaler, step and RNG states; it is written atomically with a sha256 sidecar, and one whose
+sidecar is missing or wrong is reported and not trusted. A run killed at any point therefore resumes
+from its last valid checkpoint and ends with weights bit-identical to an uninterrupted run (CPU).
 
 Paired seeds. At one seed every mechanism starts from the same backbone (``csnet.models.build_model``)
 and the same image encoder, and sees the same batches (patches, tasks, degradation noise) in the same
 order: the data depend on ``(seed, step)`` only. Random draws that only some mechanisms make come from
 their own generators: ``hard_select``'s Gumbel noise (``CSNet.seed_noise``, re-seeded every step),
 ``random_select``'s fixed subset (seeded at construction) and ``mask_noise``'s forced channels (a
-generator per step), so they never shift what the other mechanisms draw. A checkpoint holds model, image encoder, optimiser,
-scheduler, scaler, step and RNG states; it is written atomically with a sha256 sidecar, and one whose
-sidecar is missing or wrong is reported and not trusted. A run killed at any point therefore resumes
-from its last valid checkpoint and ends with weights bit-identical to an uninterrupted run (CPU).
+generator per step), so they never shift what the other mechanisms draw.
 
 Under ``torchrun`` each rank takes its slice of every global batch and DistributedDataParallel averages
 the gradients, so the update equals the single-process one (up to batch-norm statistics in the image
@@ -379,6 +378,7 @@ class Trainer:
         )
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.cpu_elapsed = 0.0  # the same in process CPU time (all threads; no waits for a core)
 
     # -- data ------------------------------------------------------------------------------------
     def batches(self, start_step: int) -> Iterator[dict[str, Any]]:
@@ -470,6 +470,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "elapsed": float(self.elapsed),
+            "cpu_elapsed": float(self.cpu_elapsed),
             "rng": _rng_state(),
         }
 
@@ -492,6 +493,7 @@ class Trainer:
         _set_rng_state(state["rng"])
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
+        self.cpu_elapsed = float(state.get("cpu_elapsed", 0.0))
 
     def final_state(self) -> dict[str, Any]:
         """What a finished run keeps: weights, the anchors trained against, and their labels."""
@@ -684,9 +686,15 @@ def torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
+def milestone_path(run_dir: str | os.PathLike, step: int) -> Path:
+    """Weights kept at ``step`` by ``train(..., milestones=...)`` (never pruned)."""
+    return Path(run_dir) / f"milestone-{step:08d}.pt"
+
+
 def train(cfg: RunConfig, run_dir: str | os.PathLike, progress: bool = True,
           device: str | torch.device | None = None, dist_info: DistInfo | None = None,
-          keep_checkpoints: bool = False, branch_from: str | os.PathLike | None = None) -> dict[str, Any]:
+          keep_checkpoints: bool = False, milestones: Sequence[int] = (),
+          branch_from: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train ``cfg`` in ``run_dir``, resuming from its newest valid checkpoint; return the summary.
 
     ``branch_from``: a trunk's ``branch_path`` at ``cfg``'s ``branch_step`` (``check_branch_state``);
@@ -696,7 +704,9 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, progress: bool = True,
 
     Writes ``train_log.csv``, ``checkpoint-*.pt`` (+ ``.sha256``) every ``checkpoint_every`` steps and
     at the last step, then ``metrics.json`` and ``final.pt`` (+ ``.sha256``); training checkpoints are
-    deleted once ``final.pt`` exists unless ``keep_checkpoints``. Interrupted anywhere, a second call
+    deleted once ``final.pt`` exists unless ``keep_checkpoints``. ``milestones`` (bookkeeping, not in the
+    run hash): steps whose weights, training seconds and CPU seconds are also kept, as
+    ``milestone_path(run_dir, step)`` (a budget curve for ``csnet bench --recipe``). Interrupted anywhere, a second call
     continues where the first stopped. Under torchrun every rank calls this; rank 0 alone writes.
     """
     run_dir = Path(run_dir)
@@ -726,7 +736,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, progress: bool = True,
             if branch is not None:
                 _copy_log(branch.parent / LOG_FILE, log_path)
             _truncate_log(log_path, start)
-        session = _loop(trainer, run_dir, log_path, start, progress and info.is_main, info)
+        session = _loop(trainer, run_dir, log_path, start, progress and info.is_main, info, set(milestones))
     summary: dict[str, Any] = {}
     if info.is_main:
         summary = {**session, **_summary_from_log(log_path), "text_encoder": trainer.text_encoder_info}
@@ -743,7 +753,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, progress: bool = True,
 
 
 def _loop(trainer: Trainer, run_dir: Path, log_path: Path, start: int, progress: bool,
-          info: DistInfo) -> dict[str, Any]:
+          info: DistInfo, milestones: set[int] = frozenset()) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     cfg = trainer.cfg
@@ -757,12 +767,13 @@ def _loop(trainer: Trainer, run_dir: Path, log_path: Path, start: int, progress:
         if new:
             writer.writerow(LOG_COLUMNS)
     try:
-        tick = time.perf_counter()
+        tick, cpu_tick = time.perf_counter(), time.process_time()
         for step, batch in zip(range(start, cfg.steps), trainer.batches(start)):
             torch.manual_seed(_mix(cfg.seed, step, info.rank, 0xD80))  # dropout etc. of this step
             values = trainer.train_step(batch, step)
             now = time.perf_counter()
             trainer.elapsed += now - tick
+            trainer.cpu_elapsed += time.process_time() - cpu_tick
             speed = cfg.batch_size / max(now - tick, 1e-9)
             tick = now
             done = step + 1
@@ -779,6 +790,11 @@ def _loop(trainer: Trainer, run_dir: Path, log_path: Path, start: int, progress:
                 save_verified({**trainer.state_dict(), "branch_key": branch_key(cfg), "stable": stable},
                               branch_path(run_dir, done))
                 tick = time.perf_counter()
+            if info.is_main and done in milestones:
+                save_verified({**trainer.final_state(), "elapsed": trainer.elapsed,
+                               "cpu_elapsed": trainer.cpu_elapsed}, milestone_path(run_dir, done))
+                tick = time.perf_counter()
+            cpu_tick = time.process_time()
             bar.update(1)
             bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
     finally:
@@ -792,6 +808,7 @@ def _loop(trainer: Trainer, run_dir: Path, log_path: Path, start: int, progress:
         "resumed_from_step": start,
         "train_seconds": trainer.elapsed,
         "seconds_per_step": trainer.elapsed / max(trainer.step, 1),
+        "train_cpu_seconds": trainer.cpu_elapsed,
         "device": str(trainer.device),
         "precision": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "fp32",
         "channels_last": trainer.channels_last,

@@ -188,7 +188,8 @@ RESUMABLE = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_resume_after_sigkill_gives_bit_identical_weights(tmp_path):
-    cfg = tiny_config(steps=10, checkpoint_every=3, mask_noise=0.3)  # dropout, forced channels, BN
+    cfg = tiny_config(steps=10, checkpoint_every=3, mask_noise=0.3,  # dropout, forced channels, BN, Gumbel
+                      model={"dim": 8, "heads": (1, 1, 1, 1), "estimator": "gumbel"})
     script = tmp_path / "resumable.py"
     script.write_text(RESUMABLE)
     base = dict(os.environ, OMP_NUM_THREADS="1", RUN_CONFIG=json.dumps(cfg.to_dict()))

@@ -1,7 +1,8 @@
-"""The model family: Restormer backbone (``restormer``), every fusion mechanism (``fusion``), CSNet
-assembled from a config (``network``) and its size (``summary``)."""
+"""The model family: Restormer backbone (``restormer``), what defines a network (``config``), every
+fusion mechanism (``fusion``), CSNet assembled from a config (``network``) and its size (``summary``)."""
+from csnet.models.config import ModelConfig
 from csnet.models.fusion import FUSIONS, SELECTING, FusionSite
-from csnet.models.network import CSNet, ModelConfig, build_model, load_model, save_model
+from csnet.models.network import CSNet, build_model, load_model, save_model
 from csnet.models.restormer import SITES
 
 __all__ = [

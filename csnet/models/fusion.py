@@ -322,9 +322,10 @@ class HardSelect(ChannelSelectionBlock):
       scores; in eval mode it equals ``straight_through``. The noise is on the scores' own scale:
       ``gumbel_scale`` × the per-example standard deviation of the scores (no gradient) × Gumbel(0, 1)
       (``noise_scale``), so how much of the Top-K it changes does not depend on the size of the CSL's
-      weights (unit-scale noise made the masks at initialisation almost random). The noise comes from the block's own
-      generator (``seed_noise``; the n-th draw after seeding from ``(noise_seed, n)``), never from
-      torch's global one, so drawing it cannot shift the dropout or data stream other mechanisms see.
+      weights (unit-scale noise made the masks at initialisation almost random). The noise comes from
+      the block's own generator (``seed_noise``; the n-th draw after seeding from ``(noise_seed, n)``),
+      never from torch's global one, so drawing it cannot shift the dropout or data stream other
+      mechanisms see.
     """
 
     def __init__(self, channels: int, prompt_dim: int = 512, kappa: float = 2.0, omega: float = 0.5,
