@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import csnet.store as store
+from analysis import budget
 from csnet.profiles import branch_step, run_config
 from csnet.train import (
     BRANCH_FILE,
@@ -93,11 +100,6 @@ def test_find_branch_point_skips_other_configs(tmp_path):
 
 # ----------------------------------------------------------------------------- analysis.budget
 
-import numpy as np
-import pandas as pd
-
-from analysis import budget
-
 
 def test_default_budgets_halve_down_to_the_first_valid_wsd_run():
     assert budget.default_budgets(500, 50) == [62, 125, 250, 500]
@@ -162,11 +164,6 @@ def test_first_budget_above_a_reference():
 
 
 # ----------------------------------------------------------------------------- scripts/gpu_budget.sh
-
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "gpu_budget.sh"
 
