@@ -328,18 +328,26 @@ def gap_slopes(scores: pd.DataFrame, *, reference: str = REFERENCE, metric: str 
             zero = slope.assign(slope=0.0)
             result = stats.compare(slope, zero, "slope", paired=True, margin=per_doubling, n_boot=n_boot, seed=seed,
                                    mixed=False)
+            top = gap.xs(budgets[-1], level="budget").groupby(level="seed").mean().mean()
             rows.append({"task": task, "reference": reference, "other": other, "metric": metric,
-                         "budgets": ",".join(map(str, budgets)), **result})
+                         "budgets": ",".join(map(str, budgets)), "gap_at_largest": float(top), **result})
     return stats.add_verdicts(pd.DataFrame(rows), alpha=alpha, unit="dB per doubling")
 
 
 def slope_sentences(slopes: pd.DataFrame) -> list[str]:
-    """"the gap hard_select − none on Noise σ=25 changes by … dB per doubling of the budget …" per row."""
+    """Per row: "gap hard_select − none on Noise σ=25 (+0.31 dB at 500 steps, narrowing as the budget grows)
+    per doubling of the budget: −0.12 dB (95% CI …) …: <verdict>"; narrowing or widening is the point
+    estimate's direction (the slope against the gap at the largest budget), the verdict says whether it holds."""
     from analysis.style import display_name
 
-    return [stats.verdict_sentence(f"gap {row.reference} − {row.other} on {display_name(row.task)} per doubling of "
-                                   "the budget", row, unit="dB")
-            for row in slopes.itertuples()]
+    out = []
+    for row in slopes.itertuples():
+        trend = "narrowing" if np.sign(row.estimate) == -np.sign(row.gap_at_largest) else "widening"
+        largest = row.budgets.split(",")[-1]
+        subject = (f"gap {row.reference} − {row.other} on {display_name(row.task)} ({row.gap_at_largest:+.2f} dB at "
+                   f"{largest} steps, {trend} as the budget grows) per doubling of the budget")
+        out.append(stats.verdict_sentence(subject, row, unit="dB"))
+    return out
 
 
 def beats_references(scores: pd.DataFrame, references: pd.DataFrame, *, metric: str = "psnr",

@@ -138,6 +138,8 @@ def test_gap_slope_recovers_a_known_trend_and_calls_a_flat_one_equivalent():
     row = rising[rising["task"] == "denoise_25"].iloc[0]
     assert row["estimate"] == pytest.approx(0.5, abs=0.05) and 0 < row["lo"] < row["estimate"] < row["hi"]
     assert row["verdict"] == "different" and row["n_seeds"] == 4
+    assert row["gap_at_largest"] == pytest.approx(1.5, abs=0.1)  # 0.5 dB per doubling over 3 doublings
+    assert "widening as the budget grows) per doubling of the budget: +0.5" in budget.slope_sentences(rising)[0]
     flat = budget.gap_slopes(_synthetic(0.0, seeds=range(6)), margin=0.5, n_boot=500)
     assert flat.iloc[0]["verdict"].startswith("equivalent")
 
