@@ -141,6 +141,9 @@ DISPLAY_NAMES: dict[str, str] = {
     "straight_through": "Straight-through", "gumbel": "Gumbel top-K",
 }
 
+# Multi-word identifiers that free text (recogniser names, titles) carries as they are.
+DISPLAY_PHRASES: dict[str, str] = {"wordllama l2_supercat": "WordLlama L2"}
+
 
 def display_name(identifier) -> str:
     """The name a reader sees for ``identifier`` (a task, site, mechanism, …): from
@@ -227,6 +230,8 @@ def display_text(text) -> str:
     contains an underscore replaced by its display name (``hard_select — quick`` → "Hard select (CSNet) — quick")."""
     import re
 
+    for phrase, name in DISPLAY_PHRASES.items():
+        text = str(text).replace(phrase, name)
     return re.sub(r"[A-Za-z_][A-Za-z0-9_]*",
                   lambda m: DISPLAY_NAMES.get(m.group(0), m.group(0)) if "_" in m.group(0) else m.group(0), str(text))
 
