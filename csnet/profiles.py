@@ -1,12 +1,13 @@
 """Scales of work (profiles) and the configuration that defines one trained model (``RunConfig``).
 
 A *profile* names how big everything is: the network, the patches, the batch, the number of steps, the
-tasks, where the training and test data come from, and which seeds a study repeats. Four exist:
+tasks, where the training and test data come from, and which seeds a study repeats. Five exist:
 
 - ``smoke``: continuous integration. Seconds per model; the numbers mean nothing and say so.
 - ``quick``: the default of ``make reproduce``: the whole notebook suite, its ~30 small models included,
   within 20 minutes on a 2-core machine.
 - ``cpu``: a serious CPU study: one notebook with 3 seeds within about 75 minutes on 2 cores.
+- ``gpu``: notebook 05's GPU window (paper widths at half depth, 10× the cpu budget; ``scripts/gpu_budget.sh``).
 - ``paper``: PromptIR's scale (C = 48, blocks 4/6/6/8, 128² patches, batch 32); a GPU is expected and the
   data are the standard sets in PromptIR's folder layout (``CSNET_DATA`` or ``data_root``).
 
@@ -46,7 +47,9 @@ from typing import Any, Mapping
 # 2 (issue 12): paired seeds (backbone drawn before the fusion modules, which have their own
 # generators), Gumbel noise on the scores' scale from its own generator, and the measured speed-ups
 # (fused channel LayerNorm, folded CSB while training, fused AdamW, foreach clipping).
-TRAINING_VERSION = 2
+# 3 (issue 14): the first pass over a run's training items is in item order, so the batch at a step no
+# longer depends on the run's length and shorter wsd budgets can branch off a longer run's trunk.
+TRAINING_VERSION = 3
 
 SCHEDULES = ("cosine", "wsd")
 """Learning-rate schedules after the linear warm-up: ``cosine`` to 0 at the cosine horizon (PromptIR),
@@ -98,6 +101,7 @@ def _profiles(data_root: str | None) -> dict[str, Profile]:
     # Without the standard data, the paper profile still runs, on the embedded corpus and
     # dead-leaves images (test sets are fixed, so its tests fall back to the corpus photos).
     paper_root = data_root or os.environ.get("CSNET_DATA")
+    cpu_steps = 500  # the cpu profile's steps; the gpu profile trains 10x as many
     return {
         "smoke": Profile(
             name="smoke",
@@ -141,12 +145,39 @@ def _profiles(data_root: str | None) -> dict[str, Profile]:
             image_encoder=dict(width=16),
             patch_size=48,
             batch_size=8,
-            steps=500,
+            steps=cpu_steps,
             warmup_steps=50,
             test_max_images=8,
             test_max_side=256,
             seeds=(0, 1, 2),
             checkpoint_every=250,
+        ),
+        "gpu": Profile(
+            name="gpu",
+            description=(
+                "notebook 05's GPU window: paper widths, budgets 10x the cpu profile's, 60 models in 10 minutes "
+                "on one GPU (scripts/gpu_budget.sh); not yet run on a GPU"
+            ),
+            meaningful=True,
+            # The paper's width, heads and FFN expansion (C = 48, 1/2/4/8, 2.66) at the cpu profile's depth and
+            # patches, so that notebook 05's 60 models (5 mechanisms x 3 seeds, trunk + decay branches, 88k
+            # steps) train on one H200 within about 7 minutes. Not measured: at the paper config an H200 ran
+            # ~19 TFLOP/s of training (results/gpu_check_h200, 0.4 s per 7.5-TFLOP step); this model's
+            # ~83 GFLOP step is launch-bound there, so the plan assumes ~5 ms of device time per step with
+            # 15 processes sharing the GPU (several runs at once fill the gaps between small kernels).
+            model=dict(dim=48, num_blocks=(1, 1, 2, 2), heads=(1, 2, 4, 8), ffn_expansion_factor=2.66,
+                       num_refinement_blocks=1),
+            image_encoder=dict(width=32),
+            patch_size=48,
+            batch_size=8,
+            steps=10 * cpu_steps,  # 10x the cpu profile's largest budget (its own steps)
+            warmup_steps=250,
+            # lr: the other profiles' (not swept at this width; issue 12's recipe sweep chooses the cpu one)
+            schedule="wsd",
+            test_max_images=8,
+            test_max_side=256,
+            seeds=(0, 1, 2),
+            checkpoint_every=500,
         ),
         "paper": Profile(
             name="paper",
@@ -178,7 +209,7 @@ def _profiles(data_root: str | None) -> dict[str, Profile]:
     }
 
 
-PROFILE_NAMES = ("smoke", "quick", "cpu", "paper")
+PROFILE_NAMES = ("smoke", "quick", "cpu", "paper", "gpu")
 
 
 def get_profile(name: str, data_root: str | None = None) -> Profile:
@@ -220,6 +251,9 @@ class RunConfig:
     checkpoint_every: int = 100
     log_every: int = 1
     num_workers: int = 0
+    # wsd: steps at which training also keeps a full resumable checkpoint (``branch-<step>.pt``) that a
+    # shorter run of the same config branches its decay from (``csnet.store.find_branch_point``)
+    keep_steps: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -231,7 +265,7 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown RunConfig fields {sorted(unknown)}; known: {sorted(known)}")
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("tasks", "task_weights"):
+        for key in ("tasks", "task_weights", "keep_steps"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         if "model" in values:
@@ -242,7 +276,7 @@ class RunConfig:
 
 
 # Fields that do not change the trained weights.
-BOOKKEEPING_FIELDS = frozenset({"profile", "checkpoint_every", "log_every", "num_workers"})
+BOOKKEEPING_FIELDS = frozenset({"profile", "checkpoint_every", "log_every", "num_workers", "keep_steps"})
 
 
 def _plain(value: Any) -> Any:
@@ -288,7 +322,7 @@ def run_config(profile: str | Profile, fusion: str = "hard_select", seed: int = 
     if unknown:
         raise ValueError(f"unknown RunConfig fields {sorted(unknown)}; known: {sorted(known)}")
     values.update(overrides)
-    for key in ("tasks", "task_weights"):
+    for key in ("tasks", "task_weights", "keep_steps"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])
     cfg = RunConfig(**values)
@@ -330,6 +364,12 @@ def decay_steps(steps: int, decay_fraction: float) -> int:
     return max(1, int(decay_fraction * steps + 0.5))
 
 
+def branch_step(steps: int, decay_fraction: float) -> int:
+    """The step at which a wsd run of ``steps`` starts its decay: before it, its lr, batches and noise
+    are those of every longer wsd run of the same config, so it can branch off a longer run there."""
+    return steps - decay_steps(steps, decay_fraction)
+
+
 def validate_config(cfg: RunConfig) -> None:
     """Raise ``ValueError`` naming the field and the allowed values when ``cfg`` cannot be trained."""
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.patch_size < 8:
@@ -363,6 +403,9 @@ def validate_config(cfg: RunConfig) -> None:
         )
     if cfg.checkpoint_every < 1 or cfg.log_every < 1:
         raise ValueError("checkpoint_every and log_every must be >= 1")
+    bad = [s for s in cfg.keep_steps if not 1 <= s < cfg.steps]
+    if bad:
+        raise ValueError(f"keep_steps {bad} must lie in [1, steps={cfg.steps})")
 
 
 # Version of the hashed payload's layout. 1: the fields as written; 2: the resolved configuration

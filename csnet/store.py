@@ -8,10 +8,15 @@ A run lives at ``csnet.paths.runs_dir() / "<fusion>-<hash[:12]>"`` (root set by 
     checkpoint-<8-digit step>.pt (+ .sha256) while training; removed once final.pt exists
     final.pt                 (+ .sha256) model, image encoder, text anchors, labels
     metrics.json             training summary, including the text encoder really used
+    branch-<8-digit step>.pt (+ .sha256) full training states kept at ``keep_steps`` (never pruned)
+    branched_from.json       a budget run that started from another run's branch state: which, where
     DONE                     written last: the run is complete
     .lock, lock-info.json    held while a process trains the run: who holds it
 
-``get_or_train(cfg)`` loads a finished run, resumes a partial one, or trains a new one. A file lock on
+``get_or_train(cfg)`` loads a finished run, resumes a partial one, or trains a new one. A new wsd run
+at budget B whose sibling (same config but ``steps``, ``csnet.train.branch_key``) kept its full state at
+B's ``branch_step`` starts there and trains only its decay (``find_branch_point``): with the same lr,
+batches and noise before that step, its weights equal those of the same run trained from scratch. A file lock on
 the folder means two processes asking for the same run never both train it: the second waits (saying
 who holds the lock) or, past its ``timeout``, raises ``RunLockedError`` naming the holder.
 
@@ -42,13 +47,15 @@ from torch import nn
 from csnet import paths
 from csnet.distributed import barrier, broadcast_object, setup
 from csnet.io import atomic_write
-from csnet.profiles import HASH_SCHEME, TRAINING_VERSION, RunConfig, config_hash, run_id
+from csnet.profiles import HASH_SCHEME, TRAINING_VERSION, RunConfig, branch_step, config_hash, run_id
 from csnet.train import (
     FINAL_WEIGHTS,
     METRICS_FILE,
     CorruptCheckpointError,
     _prune_checkpoints,
+    branch_path,
     build_networks,
+    check_branch_state,
     finished,
     list_checkpoints,
     load_verified,
@@ -268,6 +275,26 @@ def _load_finished(run_dir: Path, device: str | torch.device, repair: bool = Fal
         return None
 
 
+def find_branch_point(cfg: RunConfig, root: str | os.PathLike | None = None) -> Path | None:
+    """A verified trunk state that the wsd run ``cfg`` can branch its decay from, or None: a
+    ``branch-<step>.pt`` at ``cfg``'s ``branch_step`` in another run folder of the store whose branch key
+    equals ``cfg``'s and whose lr was still stable there (``csnet.train.check_branch_state``)."""
+    if cfg.schedule != "wsd":
+        return None
+    step = branch_step(cfg.steps, cfg.decay_fraction)
+    root = Path(root) if root is not None else paths.runs_dir()
+    own = run_path(cfg).name
+    for candidate in sorted(root.glob(f"{cfg.fusion}-*/{branch_path('.', step).name}")):
+        if candidate.parent.name == own:
+            continue
+        try:
+            check_branch_state(load_verified(candidate), cfg)
+        except (CorruptCheckpointError, FileNotFoundError):
+            continue
+        return candidate
+    return None
+
+
 def get_or_train(cfg: RunConfig, progress: bool = True, timeout: float | None = None,
                  device: str | torch.device | None = None, keep_checkpoints: bool = False,
                  milestones: Sequence[int] = ()) -> Run:
@@ -276,7 +303,9 @@ def get_or_train(cfg: RunConfig, progress: bool = True, timeout: float | None = 
     ``timeout``: seconds to wait for another process training the same run (None = wait). Under
     torchrun every rank calls this; rank 0 holds the lock and writes, all ranks train. The returned
     run lives on the CPU (``run.to(device)`` moves it). ``milestones``: steps whose weights training
-    also keeps (``csnet.train.milestone_path``; bookkeeping, not in the run hash).
+    also keeps (``csnet.train.milestone_path``; bookkeeping, not in the run hash). A new wsd run starts
+    from a sibling's branch state when the store holds one (``find_branch_point``;
+    ``run.metrics["branched_from"]`` says which).
     """
     run_dir = run_path(cfg)
     done = _load_finished(run_dir, "cpu")
@@ -295,8 +324,10 @@ def get_or_train(cfg: RunConfig, progress: bool = True, timeout: float | None = 
         if existing is not None and not info.enabled:
             return existing
         if need:
+            branch = find_branch_point(cfg) if info.is_main and not list_checkpoints(run_dir) else None
+            branch = broadcast_object(str(branch) if branch else None, info)
             train(cfg, run_dir, progress=progress, device=train_device, dist_info=info,
-                  keep_checkpoints=keep_checkpoints, milestones=milestones)
+                  keep_checkpoints=keep_checkpoints, milestones=milestones, branch_from=branch)
         if info.is_main and not (run_dir / DONE_FILE).exists():
             if not keep_checkpoints:
                 _prune_checkpoints(run_dir, keep=0)  # left behind if killed just after final.pt

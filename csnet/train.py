@@ -13,10 +13,10 @@ The procedure (PromptIR / CSNet conventions, details the paper leaves open marke
   task's channels or a random channel set (notebook 01's control).
 - Mixed precision (bf16 autocast, or fp16 with a GradScaler) and channels-last only on CUDA.
 
-Determinism and resume. The batch of step ``s`` is a pure function of ``(seed, s)`` (a per-epoch
-permutation of ``TrainPatches`` indices, item ``i`` itself deterministic given ``(seed, i)``), and the
-global torch RNG (dropout) is re-seeded from ``(seed, s, rank)`` at every step inside a forked RNG
-context, so the caller's RNG is untouched. A checkpoint holds model, image encoder, optimiser,
+Determinism and resume. The batch of step ``s`` is a pure function of ``(seed, s)`` (``TrainPatches``
+items ``s·B … s·B+B-1``, item ``i`` itself deterministic given ``(seed, i)``), whatever the run's length,
+and the global torch RNG (dropout) is re-seeded from ``(seed, s, rank)`` at every step inside a forked
+RNG context, so the caller's RNG is untouched. A checkpoint holds model, image encoder, optimiser,
 scheduler, scaler, step and RNG states; it is written atomically with a sha256 sidecar, and one whose
 sidecar is missing or wrong is reported and not trusted. A run killed at any point therefore resumes
 from its last valid checkpoint and ends with weights bit-identical to an uninterrupted run (CPU).
@@ -57,7 +57,7 @@ from torch import nn
 
 from csnet.distributed import DistInfo, barrier, broadcast_object, mean_over_ranks
 from csnet.io import atomic_write
-from csnet.profiles import SCHEDULES, RunConfig, config_hash, decay_steps, run_id
+from csnet.profiles import SCHEDULES, RunConfig, branch_step, config_hash, decay_steps, hashed_fields, run_id
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{8})\.pt$")
 FINAL_WEIGHTS = "final.pt"
@@ -119,9 +119,13 @@ def _mix(*parts: int) -> int:
 class StepBatches:
     """Dataset indices of each step's batch: a pure function of ``(seed, step)``.
 
-    Positions ``step*B … step*B+B-1`` of an endless stream made of per-epoch random permutations of
-    ``range(length)``; a rank takes its contiguous slice of ``B / world_size`` positions. Iterating from
-    ``start_step`` reproduces exactly the batches an uninterrupted run would have drawn there.
+    Positions ``step*B … step*B+B-1`` of an endless stream; a rank takes its contiguous slice of
+    ``B / world_size`` positions. The first pass over ``range(length)`` is in item order: every
+    ``TrainPatches`` item is already an independent draw from ``(seed, i)``, and item order makes the
+    batch of a step the same for every dataset length, so runs at different budgets (whose datasets
+    hold ``steps × B`` items) see the same batches and can branch off one trunk. Later passes (a dataset
+    shorter than the stream) are seeded random permutations. Iterating from ``start_step`` reproduces
+    exactly the batches an uninterrupted run would have drawn there.
     """
 
     def __init__(self, length: int, batch_size: int, seed: int, start_step: int, steps: int,
@@ -134,6 +138,8 @@ class StepBatches:
         self._epoch, self._perm = -1, None
 
     def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch == 0:
+            return torch.arange(self.length)
         if epoch != self._epoch:
             gen = torch.Generator().manual_seed(_mix(self.seed, epoch, 0x5A3B))
             self._perm = torch.randperm(self.length, generator=gen)
@@ -468,13 +474,20 @@ class Trainer:
             "rng": _rng_state(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("config_hash") != config_hash(self.cfg):
+    def load_state_dict(self, state: dict[str, Any], branch: bool = False) -> None:
+        """Continue from ``state``: a checkpoint of this run, or (``branch``) a trunk's branch checkpoint
+        at this run's ``branch_step``, whose schedule is replaced by this run's own (its decay)."""
+        if branch:
+            check_branch_state(state, self.cfg)
+        elif state.get("config_hash") != config_hash(self.cfg):
             raise CorruptCheckpointError("checkpoint belongs to another config (hash mismatch)")
         self.model.load_state_dict(state["model"])
         self.image_encoder.load_state_dict(state["image_encoder"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        scheduler = dict(state["scheduler"])
+        if branch:  # LambdaLR's state holds its lambda's attributes (the trunk's horizon): keep this run's
+            scheduler["lr_lambdas"] = self.scheduler.state_dict()["lr_lambdas"]
+        self.scheduler.load_state_dict(scheduler)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
@@ -489,6 +502,38 @@ class Trainer:
             "anchors": self.anchors.detach().cpu(),
             "labels": list(self.labels),
         }
+
+
+# --------------------------------------------------------------------------------------------------
+# Budgets branched off one trunk (warm-up–stable–decay)
+
+
+def branch_key(cfg: RunConfig) -> str:
+    """sha256 of the run hash's payload without ``steps`` (and the horizon it resolves): equal for runs
+    of one config at different budgets. Under the wsd schedule such runs share lr, batches and noise
+    up to the shorter one's ``branch_step``."""
+    data = hashed_fields(cfg)
+    data.pop("steps"), data.pop("cosine_steps", None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def branch_path(run_dir: str | os.PathLike, step: int) -> Path:
+    """Where a trunk keeps its full training state at ``step`` (``RunConfig.keep_steps``; never pruned)."""
+    return Path(run_dir) / f"branch-{step:08d}.pt"
+
+
+def check_branch_state(state: dict[str, Any], cfg: RunConfig) -> None:
+    """Raise ``CorruptCheckpointError`` unless ``state`` is a branch checkpoint that ``cfg`` may start
+    from: a wsd sibling (same ``branch_key``) at exactly ``cfg``'s ``branch_step``, in its stable phase."""
+    if cfg.schedule != "wsd":
+        raise CorruptCheckpointError(f"only a wsd run branches off a trunk (schedule {cfg.schedule!r})")
+    step = branch_step(cfg.steps, cfg.decay_fraction)
+    if state.get("branch_key") != branch_key(cfg):
+        raise CorruptCheckpointError("branch checkpoint belongs to another config (branch key mismatch)")
+    if int(state.get("step", -1)) != step or not state.get("stable", False):
+        raise CorruptCheckpointError(f"branch checkpoint is at step {state.get('step')} "
+                                     f"(stable: {state.get('stable')}); this run decays from step {step}")
 
 
 def _may_skip_parameters(pair: _Pair, cfg: RunConfig, device: torch.device) -> bool:
@@ -522,6 +567,26 @@ def expanded_channels(model: nn.Module, site: str) -> int:
 
 # --------------------------------------------------------------------------------------------------
 # The loop
+
+
+def _copy_log(source: Path, target: Path) -> None:
+    """A branch's log starts as its trunk's (``_truncate_log`` then keeps the rows before the branch)."""
+    if source.exists():
+        with atomic_write(target) as tmp:
+            tmp.write_bytes(source.read_bytes())
+
+
+BRANCH_FILE = "branched_from.json"
+
+
+def _branch_origin(run_dir: Path, branch: Path | None, start: int) -> dict[str, Any] | None:
+    """Where this run's first ``step`` steps were trained (``{"run", "step"}``), kept across resumes in
+    ``branched_from.json``; None for a run trained from scratch."""
+    record = run_dir / BRANCH_FILE
+    if branch is not None:
+        with atomic_write(record) as tmp:
+            tmp.write_text(json.dumps({"run": branch.parent.name, "step": start}) + "\n")
+    return json.loads(record.read_text()) if record.exists() else None
 
 
 def _truncate_log(path: Path, last_step: int) -> None:
@@ -628,8 +693,14 @@ def milestone_path(run_dir: str | os.PathLike, step: int) -> Path:
 
 def train(cfg: RunConfig, run_dir: str | os.PathLike, progress: bool = True,
           device: str | torch.device | None = None, dist_info: DistInfo | None = None,
-          keep_checkpoints: bool = False, milestones: Sequence[int] = ()) -> dict[str, Any]:
+          keep_checkpoints: bool = False, milestones: Sequence[int] = (),
+          branch_from: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train ``cfg`` in ``run_dir``, resuming from its newest valid checkpoint; return the summary.
+
+    ``branch_from``: a trunk's ``branch_path`` at ``cfg``'s ``branch_step`` (``check_branch_state``);
+    used when ``run_dir`` holds no checkpoint yet: training starts there and runs only the decay, and
+    the trunk's log rows up to that step are copied. ``cfg.keep_steps``: steps at which the full state
+    is also kept as ``branch_path`` (written with the branch key and whether the lr is still stable).
 
     Writes ``train_log.csv``, ``checkpoint-*.pt`` (+ ``.sha256``) every ``checkpoint_every`` steps and
     at the last step, then ``metrics.json`` and ``final.pt`` (+ ``.sha256``); training checkpoints are
@@ -650,20 +721,28 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, progress: bool = True,
         found = latest_valid_checkpoint(run_dir)
         resume = str(found[0]) if found else None
     resume = broadcast_object(resume, info)
+    branch = None if resume or branch_from is None else Path(branch_from)
 
     threads = torch_threads(cpu_threads()) if device.type == "cpu" else contextlib.nullcontext()
     with threads, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         trainer = Trainer(cfg, device=device, dist_info=info)
         if resume:
             trainer.load_state_dict(load_verified(resume, map_location=device))
+        elif branch is not None:
+            trainer.load_state_dict(load_verified(branch, map_location=device), branch=True)
         start = trainer.step
         log_path = run_dir / LOG_FILE
         if info.is_main:
+            if branch is not None:
+                _copy_log(branch.parent / LOG_FILE, log_path)
             _truncate_log(log_path, start)
         session = _loop(trainer, run_dir, log_path, start, progress and info.is_main, info, set(milestones))
     summary: dict[str, Any] = {}
     if info.is_main:
         summary = {**session, **_summary_from_log(log_path), "text_encoder": trainer.text_encoder_info}
+        branched = _branch_origin(run_dir, branch, start)
+        if branched:
+            summary["branched_from"] = branched
         with atomic_write(run_dir / METRICS_FILE) as tmp:
             tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         save_verified(trainer.final_state(), run_dir / FINAL_WEIGHTS)
@@ -706,6 +785,11 @@ def _loop(trainer: Trainer, run_dir: Path, log_path: Path, start: int, progress:
                 save_verified(trainer.state_dict(), checkpoint_path(run_dir, done))
                 _prune_checkpoints(run_dir, KEEP_CHECKPOINTS)
                 tick = time.perf_counter()  # checkpoint time is not training time
+            if info.is_main and done in cfg.keep_steps:
+                stable = cfg.schedule == "wsd" and done <= branch_step(cfg.steps, cfg.decay_fraction)
+                save_verified({**trainer.state_dict(), "branch_key": branch_key(cfg), "stable": stable},
+                              branch_path(run_dir, done))
+                tick = time.perf_counter()
             if info.is_main and done in milestones:
                 save_verified({**trainer.final_state(), "elapsed": trainer.elapsed,
                                "cpu_elapsed": trainer.cpu_elapsed}, milestone_path(run_dir, done))
