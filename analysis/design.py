@@ -80,3 +80,33 @@ def keep(folder: str | Path, names: Iterable[str]) -> list[Path]:
                 path.touch()
                 touched.append(path)
     return touched
+
+
+PAIRED_SEEDS_SINCE = 2  # csnet.profiles.TRAINING_VERSION from which seeds pair across mechanisms (issue 12)
+
+
+def runs_training_version(reuse_tables: bool, previous: dict | None = None) -> int:
+    """The ``TRAINING_VERSION`` the study's models were trained at: this code's when the notebook trains
+    (the run store reaches only runs of the current version), the one the previous manifest recorded when
+    it re-analyses committed tables (``extra.training_version``; a manifest without it predates the
+    field, whose runs were trained at version 1)."""
+    from csnet.profiles import TRAINING_VERSION
+
+    if not reuse_tables:
+        return TRAINING_VERSION
+    return int(((previous or {}).get("extra") or {}).get("training_version", 1))
+
+
+def seeds_pair(training_version: int, paired_seeds: bool | None = None) -> bool:
+    """Whether a comparison across mechanisms may pair its seeds. Since ``TRAINING_VERSION`` 2 every
+    mechanism starts at a seed from the same backbone weights and sees the same batches, so per-seed
+    differences pair (paired t); before, they did not (Welch t). ``paired_seeds`` None follows the models'
+    version; True for models that do not pair is refused, False (Welch) is always allowed."""
+    pairs = training_version >= PAIRED_SEEDS_SINCE
+    if paired_seeds is None:
+        return pairs
+    if paired_seeds and not pairs:
+        raise ValueError(f"paired_seeds=True, but these models were trained at TRAINING_VERSION {training_version}, "
+                         f"whose seeds do not pair across mechanisms (paired since {PAIRED_SEEDS_SINCE}); "
+                         f"use None or False")
+    return bool(paired_seeds)

@@ -33,3 +33,16 @@ def test_read_table_names_the_missing_file_and_keep_touches_reused_files(tmp_pat
     touched = design.keep(tmp_path, ["per_image.*", "absent.csv"])
     assert touched == [tmp_path / "per_image.csv"] and (tmp_path / "per_image.csv").stat().st_mtime > old + 1800
     assert "reuse_tables=True" in design.skipped("the t-SNE of the prompts")
+
+
+def test_seeds_pair_follows_the_models_training_version():
+    from analysis.design import PAIRED_SEEDS_SINCE, runs_training_version, seeds_pair
+    from csnet.profiles import TRAINING_VERSION
+
+    assert runs_training_version(False) == TRAINING_VERSION >= PAIRED_SEEDS_SINCE
+    assert runs_training_version(True, {"extra": {"training_version": 3}}) == 3
+    assert runs_training_version(True, {"extra": {}}) == 1  # manifests before the field: unpaired runs
+    assert seeds_pair(TRAINING_VERSION) is True and seeds_pair(1) is False
+    assert seeds_pair(TRAINING_VERSION, False) is False  # Welch is always allowed
+    with pytest.raises(ValueError, match="do not pair"):
+        seeds_pair(1, True)
