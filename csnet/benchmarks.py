@@ -63,3 +63,19 @@ def evaluate_test_root(run: Any, test_root: str | os.PathLike, tasks: Sequence[s
     table.insert(table.columns.get_loc("task") + 1, "benchmark", table["task"].map(lambda t: TEST_SETS[t][0]))
     table["test_root"] = str(root)
     return table
+
+
+def evaluation_settings(profile: Any, tasks: Sequence[str], test_root: str | os.PathLike | None = None
+                        ) -> tuple[dict[str, Any], list[str]]:
+    """What a notebook evaluates on, as ``(evaluate_kwargs, tasks)`` for ``csnet.evaluate.evaluate`` and
+    ``analysis.classical.evaluate_references``: the profile's test photos (its source, count and crop),
+    or, with ``test_root``, the standard test sets of that PromptIR-layout tree as whole images, for the
+    tasks the tree has (:func:`tasks_to_score`; a missing folder or no matching set is an error)."""
+    if test_root is None:
+        return (dict(test_source=profile.test_source, max_images=profile.test_max_images,
+                     max_side=profile.test_max_side), list(tasks))
+    root = Path(test_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"test_root {root} is not a folder (expected PromptIR's layout, e.g. "
+                                f"{root}/test/derain/Rain100L/input)")
+    return dict(test_source=str(root), max_images=None, max_side=None), tasks_to_score(root, tasks)

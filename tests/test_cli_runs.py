@@ -166,3 +166,22 @@ def test_eval_test_root_at_the_cpu_profile(isolated_store, tmp_path, capsys):
     assert (table["height"] == 80).all() and (table["width"] == 96).all()
     assert table["psnr"].between(5, 60).all()
     assert "cpu" in capsys.readouterr().out
+
+
+def test_notebooks_take_a_test_root_through_one_helper(tmp_path):
+    """``test_root`` (notebooks 01, 03, 05) swaps the profile's test photos for a user's standard test
+    sets, whole images, limited to the tasks the tree holds; no tree, or no matching set, is an error."""
+    from csnet.benchmarks import evaluation_settings
+    from csnet.profiles import get_profile
+
+    prof = get_profile("cpu")
+    kwargs, tasks = evaluation_settings(prof, ["denoise_25", "derain", "dehaze"])
+    assert kwargs == dict(test_source=prof.test_source, max_images=prof.test_max_images, max_side=prof.test_max_side)
+    root = _tree(tmp_path / "promptir")
+    kwargs, tasks = evaluation_settings(prof, ["dehaze", "deblur", "denoise_25"], root)
+    assert kwargs == dict(test_source=str(root), max_images=None, max_side=None)
+    assert tasks == ["dehaze", "denoise_25"]  # the tree has no deblur set
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        evaluation_settings(prof, ["derain"], tmp_path / "missing")
+    with pytest.raises(ValueError, match="none of the tasks"):
+        evaluation_settings(prof, ["deblur"], root)

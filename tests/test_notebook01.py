@@ -23,7 +23,7 @@ def test_notebook01_is_committed_clean_with_typed_commented_parameters():
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
     declared = notebook_parameters(NOTEBOOK)
     assert {"profile", "seeds", "tasks", "eval_tasks", "keep_ratio", "kappa", "text_encoder", "n_random",
-            "mask_noise", "n_boot", "output_dir", "headline_seeds", "alpha", "margin", "reuse_tables"} <= set(declared)
+            "mask_noise", "n_boot", "output_dir", "headline_seeds", "alpha", "margin", "reuse_tables", "test_root"} <= set(declared)
     assert all(p["help"] for p in declared.values())
 
 

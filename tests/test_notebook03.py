@@ -12,7 +12,7 @@ from notebook_checks import committed_clean_code_cells, parameter_lines, table_c
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_fusion_comparison.ipynb"
 PARAMETERS = ["profile", "seeds", "headline_seeds", "tasks", "mechanisms", "kappa", "keep_ratio", "text_encoder",
               "omega_sweep", "kappa_sweep", "estimators", "sweep_seeds", "single_task", "cost_rounds", "n_boot",
-              "alpha", "paired_seeds", "reuse_tables", "output_dir"]
+              "alpha", "paired_seeds", "reuse_tables", "test_root", "output_dir"]
 
 
 def test_notebook_is_committed_clean_with_a_typed_parameters_cell():

@@ -11,7 +11,7 @@ import pytest
 from notebook_checks import committed_clean_code_cells, parameter_lines
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_training_budget.ipynb"
-PARAMETERS = ["profile", "seeds", "mechanisms", "budgets", "eval_tasks", "train_jobs", "n_boot", "alpha", "margin", "reuse_tables",
+PARAMETERS = ["profile", "seeds", "mechanisms", "budgets", "eval_tasks", "train_jobs", "n_boot", "alpha", "margin", "reuse_tables", "test_root",
               "output_dir"]
 SMALL = {"seeds": [0, 1], "mechanisms": ["none", "hard_select"], "eval_tasks": ["denoise_25", "dehaze"], "n_boot": 200}
 
