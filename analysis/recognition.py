@@ -43,7 +43,6 @@ import pandas as pd
 import torch
 
 from analysis import stats
-from analysis.outputs import write_csv  # noqa: F401  (re-exported: notebook 04 calls recognition.write_csv)
 
 # Bump when the recogniser training changes, so that cached encoders are not silently reused.
 RECOGNISER_VERSION = 1

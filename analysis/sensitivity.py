@@ -39,7 +39,6 @@ import torch
 from torch import nn
 
 from analysis import stats
-from analysis.outputs import write_csv
 
 METRICS = ("psnr", "l1")
 GRADIENT_METHODS = ("gradient_x_activation", "conductance")
@@ -137,7 +136,6 @@ def crop_test_patches(tasks: Sequence[str], per_task: int, patch_size: int, *, s
     return Patches(torch.stack(degraded), torch.stack(clean), task_of, label_list, names)
 
 
-save_csv = write_csv  # the notebook's name for analysis.outputs.write_csv (CSV only; .gz byte-stable)
 
 
 def patch_prompts(run, patches: Patches, source: str = "text") -> torch.Tensor:

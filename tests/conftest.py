@@ -29,3 +29,26 @@ def smoke_suite(_isolated_storage):
     from csnet import suite
 
     return suite.run_suite("smoke", results_root=_isolated_storage / "results", progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A two-step smoke `hard_select` run (one-hot text prompts, C = 8) in a store of its own module's."""
+    import torch
+
+    from csnet.profiles import run_config
+    from csnet.store import get_or_train
+
+    saved, threads = os.environ.get("CSNET_RUNS"), torch.get_num_threads()
+    os.environ["CSNET_RUNS"] = str(tmp_path_factory.mktemp("runs"))
+    torch.set_num_threads(1)
+    try:
+        cfg = run_config("smoke", fusion="hard_select", text_encoder="onehot", steps=2, warmup_steps=1,
+                         patch_size=16, batch_size=2, model={"dim": 8, "heads": (1, 1, 1, 1)})
+        yield get_or_train(cfg, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+        if saved is None:
+            os.environ.pop("CSNET_RUNS", None)
+        else:
+            os.environ["CSNET_RUNS"] = saved

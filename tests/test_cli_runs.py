@@ -120,7 +120,7 @@ def test_eval_test_root_scores_every_standard_set_per_image(isolated_store, tmp_
     # the field's protocol, recomputed by hand for the rainy image: image prompt at the training scale
     # (the one P_v path, Run.prompts), whole image restored, RGB
     run = store.get_or_train(study_config("smoke", "hard_select", 0), progress=False)
-    from csnet.evaluate import image_prompts, restore_image
+    from csnet.evaluate import restore_image
 
     rainy = read_image(root / "test/derain/Rain100L/input/rain-1.png")[5:85, 2:98]
     clean = read_image(root / "test/derain/Rain100L/target/norain-1.png")[5:85, 2:98]

@@ -1,7 +1,6 @@
 """Evaluation: tiled inference matches whole-image inference; the tidy per-image table."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -95,26 +94,6 @@ def test_restore_image_accepts_tensors():
 
 # --------------------------------------------------------------------------------------------------
 # The per-image table on a tiny trained run
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from csnet.profiles import run_config
-    from csnet.store import get_or_train
-
-    saved, threads = os.environ.get("CSNET_RUNS"), torch.get_num_threads()
-    os.environ["CSNET_RUNS"] = str(tmp_path_factory.mktemp("runs"))
-    torch.set_num_threads(1)
-    try:
-        cfg = run_config("smoke", fusion="hard_select", text_encoder="onehot", steps=2, warmup_steps=1,
-                         patch_size=16, batch_size=2, model={"dim": 8, "heads": (1, 1, 1, 1)})
-        yield get_or_train(cfg, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-        if saved is None:
-            os.environ.pop("CSNET_RUNS", None)
-        else:
-            os.environ["CSNET_RUNS"] = saved
 
 
 @pytest.mark.slow
