@@ -256,7 +256,7 @@ def test_write_csv_gzips_deterministically_when_asked(tmp_path):
 
     import pandas as pd
 
-    from analysis.recognition import write_csv
+    from analysis.outputs import write_csv
 
     df = pd.DataFrame({"patch": [0, 1], "predicted": ["noise", "rain"], "correct": [True, False]})
     write_csv(df, tmp_path / "a.csv.gz")
