@@ -5,7 +5,7 @@ tasks, where the training and test data come from, and which seeds a study repea
 
 - ``smoke``: continuous integration. Seconds per model; the numbers mean nothing and say so.
 - ``quick``: the default of ``make reproduce``: the whole notebook suite, its ~30 small models included,
-  within 20 minutes on a 2-core machine.
+  in under an hour on a 2-core machine (58 min measured beside a test run; notebook 05 included).
 - ``cpu``: a serious CPU study: one notebook with 3 seeds within about 75 minutes on 2 cores.
 - ``gpu``: notebook 05's GPU window (paper widths at half depth, 10× the cpu budget; ``scripts/gpu_budget.sh``).
 - ``paper``: PromptIR's scale (C = 48, blocks 4/6/6/8, 128² patches, batch 32); a GPU is expected and the
@@ -120,7 +120,7 @@ def _profiles(data_root: str | None) -> dict[str, Profile]:
         ),
         "quick": Profile(
             name="quick",
-            description="make reproduce: the whole suite with its ~30 small models in 20 min on 2 cores",
+            description="make reproduce: the whole suite with its ~30 small models in under an hour on 2 cores",
             meaningful=True,
             # Measured (CPU seconds per step, 1 thread, process time, before any speed tuning): network
             # 0.16 + image encoder 0.02 ≈ 0.18 s → ~22 s per model; 48² patches would double it.

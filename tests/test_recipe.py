@@ -132,7 +132,8 @@ def test_dry_run_prints_the_plan_with_measured_seconds(monkeypatch, capsys, tmp_
     assert not list(tmp_path.iterdir())  # a dry run writes nothing
 
 
-def test_plan_counts_models_shared_between_stages_once():
+def test_plan_counts_models_shared_between_stages_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("CSNET_RUNS", str(tmp_path / "runs"))  # an empty store: earlier tests' runs are not "in store"
     settings = recipe.Settings("smoke", stages=("lr", "patch"), lrs=(2e-4, 1e-3), seeds=(0,),
                                patch_shapes=((16, 16), (32, 4)))
     table = recipe.plan(settings, {"none": 1.0, "hard_select": 2.0}, jobs=2)
