@@ -256,6 +256,16 @@ def _with_pooled(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 # ----------------------------------------------------------------------------- findings
 
 
+def _gaps(scores: pd.DataFrame, reference: str, metric: str):
+    """Per task (pooled noise levels included) and per mechanism other than ``reference``: the gap
+    reference − other of ``metric`` as a Series indexed by (budget, seed, image), NaN where one is missing."""
+    for task, frame in _with_pooled(scores).items():
+        cells = frame.groupby(["mechanism", "budget", "seed", "image"])[metric].mean()
+        for other in dict.fromkeys(frame["mechanism"]):
+            if other != reference:
+                yield task, other, cells.loc[reference] - cells.loc[other]
+
+
 def budget_tests(scores: pd.DataFrame, *, reference: str = REFERENCE, metric: str = "psnr", margin: float | None = None,
                  n_boot: int = 2000, seed: int = 0, alpha: float = 0.05, mixed: bool = False) -> pd.DataFrame:
     """``reference`` − every other mechanism at every budget, per task and pooled; paired over seeds
@@ -315,22 +325,18 @@ def gap_slopes(scores: pd.DataFrame, *, reference: str = REFERENCE, metric: str 
     weights = dict(zip(budgets, slope_weights(budgets)))
     per_doubling = margin / math.log2(budgets[-1] / budgets[0])
     rows = []
-    for task, frame in _with_pooled(scores).items():
-        cells = frame.groupby(["mechanism", "budget", "seed", "image"])[metric].mean()
-        for other in dict.fromkeys(frame["mechanism"]):
-            if other == reference:
-                continue
-            gap = (cells.loc[reference] - cells.loc[other]).dropna()  # (budget, seed, image)
-            complete = gap.groupby(level=["seed", "image"]).count() == len(budgets)
-            gap = gap[gap.reset_index(level="budget").index.isin(complete[complete].index)]
-            slope = (gap * gap.index.get_level_values("budget").map(weights).to_numpy()).groupby(
-                level=["seed", "image"]).sum().rename("slope").reset_index()
-            zero = slope.assign(slope=0.0)
-            result = stats.compare(slope, zero, "slope", paired=True, margin=per_doubling, n_boot=n_boot, seed=seed,
-                                   mixed=False)
-            top = gap.xs(budgets[-1], level="budget").groupby(level="seed").mean().mean()
-            rows.append({"task": task, "reference": reference, "other": other, "metric": metric,
-                         "budgets": ",".join(map(str, budgets)), "gap_at_largest": float(top), **result})
+    for task, other, gap in _gaps(scores, reference, metric):
+        gap = gap.dropna()  # (budget, seed, image)
+        complete = gap.groupby(level=["seed", "image"]).count() == len(budgets)
+        gap = gap[gap.reset_index(level="budget").index.isin(complete[complete].index)]
+        slope = (gap * gap.index.get_level_values("budget").map(weights).to_numpy()).groupby(
+            level=["seed", "image"]).sum().rename("slope").reset_index()
+        zero = slope.assign(slope=0.0)
+        result = stats.compare(slope, zero, "slope", paired=True, margin=per_doubling, n_boot=n_boot, seed=seed,
+                               mixed=False)
+        top = gap.xs(budgets[-1], level="budget").groupby(level="seed").mean().mean()
+        rows.append({"task": task, "reference": reference, "other": other, "metric": metric,
+                     "budgets": ",".join(map(str, budgets)), "gap_at_largest": float(top), **result})
     return stats.add_verdicts(pd.DataFrame(rows), alpha=alpha, unit="dB per doubling")
 
 
@@ -398,34 +404,30 @@ def crossings(scores: pd.DataFrame, *, reference: str = REFERENCE, metric: str =
     x = np.log2(np.asarray(budgets, dtype=float))
     rng = np.random.default_rng(seed)
     rows = []
-    for task, frame in _with_pooled(scores).items():
-        cells = frame.groupby(["mechanism", "budget", "seed", "image"])[metric].mean()
-        for other in dict.fromkeys(frame["mechanism"]):
-            if other == reference:
+    for task, other, gap in _gaps(scores, reference, metric):
+        gap = gap.unstack(["seed", "image"]).reindex(budgets)
+        gap = gap.dropna(axis=1)
+        if gap.empty:
+            continue
+        seeds_ = sorted(set(gap.columns.get_level_values("seed")))
+        images = sorted(set(gap.columns.get_level_values("image")))
+        cube = np.stack([[gap[(s, i)].to_numpy() for i in images] for s in seeds_])  # (S, I, budgets)
+        mean = cube.mean(axis=(0, 1))
+        sw = rng.multinomial(len(seeds_), np.full(len(seeds_), 1 / len(seeds_)), size=n_boot) / len(seeds_)
+        iw = rng.multinomial(len(images), np.full(len(images), 1 / len(images)), size=n_boot) / len(images)
+        boot = np.einsum("bs,sik,bi->bk", sw, cube, iw)  # (n_boot, budgets)
+        for k in range(len(budgets) - 1):
+            if np.sign(mean[k]) == np.sign(mean[k + 1]) or mean[k] == 0:
                 continue
-            gap = (cells.loc[reference] - cells.loc[other]).unstack(["seed", "image"]).reindex(budgets)
-            gap = gap.dropna(axis=1)
-            if gap.empty:
-                continue
-            seeds_ = sorted(set(gap.columns.get_level_values("seed")))
-            images = sorted(set(gap.columns.get_level_values("image")))
-            cube = np.stack([[gap[(s, i)].to_numpy() for i in images] for s in seeds_])  # (S, I, budgets)
-            mean = cube.mean(axis=(0, 1))
-            sw = rng.multinomial(len(seeds_), np.full(len(seeds_), 1 / len(seeds_)), size=n_boot) / len(seeds_)
-            iw = rng.multinomial(len(images), np.full(len(images), 1 / len(images)), size=n_boot) / len(images)
-            boot = np.einsum("bs,sik,bi->bk", sw, cube, iw)  # (n_boot, budgets)
-            for k in range(len(budgets) - 1):
-                if np.sign(mean[k]) == np.sign(mean[k + 1]) or mean[k] == 0:
-                    continue
-                point = x[k] + (x[k + 1] - x[k]) * mean[k] / (mean[k] - mean[k + 1])
-                flips = np.sign(boot[:, k]) != np.sign(boot[:, k + 1])
-                located = x[k] + (x[k + 1] - x[k]) * boot[flips, k] / (boot[flips, k] - boot[flips, k + 1])
-                tail = (1 - ci) / 2
-                lo, hi = (np.quantile(located, [tail, 1 - tail]) if flips.any() else (np.nan, np.nan))
-                rows.append({"task": task, "reference": reference, "other": other, "between": f"{budgets[k]}–{budgets[k + 1]}",
-                             "gap_before": mean[k], "gap_after": mean[k + 1], "crossing_steps": 2 ** point,
-                             "lo_steps": 2 ** lo, "hi_steps": 2 ** hi, "share_of_resamples": float(flips.mean()),
-                             "n_seeds": len(seeds_), "n_images": len(images)})
+            point = x[k] + (x[k + 1] - x[k]) * mean[k] / (mean[k] - mean[k + 1])
+            flips = np.sign(boot[:, k]) != np.sign(boot[:, k + 1])
+            located = x[k] + (x[k + 1] - x[k]) * boot[flips, k] / (boot[flips, k] - boot[flips, k + 1])
+            tail = (1 - ci) / 2
+            lo, hi = (np.quantile(located, [tail, 1 - tail]) if flips.any() else (np.nan, np.nan))
+            rows.append({"task": task, "reference": reference, "other": other, "between": f"{budgets[k]}–{budgets[k + 1]}",
+                         "gap_before": mean[k], "gap_after": mean[k + 1], "crossing_steps": 2 ** point,
+                         "lo_steps": 2 ** lo, "hi_steps": 2 ** hi, "share_of_resamples": float(flips.mean()),
+                         "n_seeds": len(seeds_), "n_images": len(images)})
     return pd.DataFrame(rows, columns=["task", "reference", "other", "between", "gap_before", "gap_after",
                                        "crossing_steps", "lo_steps", "hi_steps", "share_of_resamples", "n_seeds",
                                        "n_images"])

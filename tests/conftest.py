@@ -52,3 +52,14 @@ def tiny_run(tmp_path_factory):
             os.environ.pop("CSNET_RUNS", None)
         else:
             os.environ["CSNET_RUNS"] = saved
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (2 cores shared with other jobs: one thread avoids oversubscription)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

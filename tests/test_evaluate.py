@@ -18,12 +18,7 @@ from csnet.evaluate import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 cores shared with other jobs: one thread avoids oversubscription
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class LocalNet(nn.Module):

@@ -12,12 +12,7 @@ from csnet import evaluate as ev
 from csnet.evaluate import image_prompts, prompt_tile_side, prompt_tiles
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 cores shared with other jobs: one thread avoids oversubscription
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class ConstantEncoder(nn.Module):
