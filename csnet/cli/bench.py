@@ -88,6 +88,13 @@ def add_parser(subparsers) -> None:
                         help="validation photos per task (default: the profile's test_max_images)")
     recipe.add_argument("--jobs", type=int, default=2, help="models trained at once, 1 thread each (default 2)")
     recipe.add_argument("--dry-run", action="store_true", help="print the plan (with measured s/step) and stop")
+    recipe.add_argument("--before-after", action="store_true",
+                        help="instead: the recipe sweep's before/after table on validation (analysis.before_after): "
+                             "the first studies' recipe and whole-image P_v against the profile's recipe and tiled P_v, "
+                             "for --before-after-fusions at --seeds, --jobs at a time")
+    recipe.add_argument("--before-after-fusions", default=",".join(("none", "hard_select", "soft_gate",
+                                                                     "channel_attention", "cross_attention")),
+                        help="mechanisms of --before-after (default the core five)")
     bench.add_argument("-o", "--output-dir", default=None, help="where the CSVs go (default results/bench)")
     bench.set_defaults(func=_bench)
 
@@ -109,6 +116,12 @@ def _bench(args: argparse.Namespace) -> int:
     tag = f"{device.type}{'-amp' if args.amp else ''}"
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     manifest = {"command": "csnet bench", "arguments": vars(args) | {"func": None}, "environment": bench.environment()}
+    if args.before_after:
+        try:
+            return _before_after(args, out, say)
+        except ValueError as err:
+            print(f"csnet bench: {err}", file=sys.stderr)
+            return 2
     if args.recipe:
         try:
             return _recipe(args, out, say)
@@ -223,4 +236,42 @@ def _recipe(args: argparse.Namespace, out: Path, say) -> int:
     with atomic_write(out / f"manifest-{name}.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     print(f"\nwritten: {out / (name + '.csv')} and its summary, time to quality and figure")
+    return 0
+
+
+def _before_after(args: argparse.Namespace, out: Path, say) -> int:
+    """``csnet bench --before-after``: train (through the store) and validate both arms, then write the
+    table, its tests and figure as ``results/bench/recipe_before_after_<profile>*``."""
+    import time
+
+    from analysis import before_after
+    from analysis.classical import evaluate_references
+    from csnet import bench
+    from csnet.io import atomic_write
+    from csnet.profiles import get_profile, run_id
+
+    profile = get_profile(args.profile)
+    fusions, seeds = _items(args.before_after_fusions), _items(args.seeds, int)
+    bench._fusion_list(fusions)  # names the unknown ones
+    import os
+
+    planned = before_after.configs(profile, fusions, seeds)
+    say(f"before/after at {args.profile}: {len(planned)} models ({len(fusions)} mechanisms × {len(seeds)} seeds × "
+        f"2 arms), {profile.steps} steps each, {args.jobs} at a time; every model is validated under "
+        f"{len(before_after.CONDITIONS)} prompts")
+    began = time.time()
+    scores = before_after.train_and_evaluate(profile, fusions, seeds, jobs=args.jobs, progress=say)
+    references = evaluate_references(list(profile.tasks), split="val", max_images=profile.test_max_images,
+                                     max_side=profile.test_max_side)
+    name = f"recipe_before_after_{args.profile}"
+    written = before_after.write_outputs(scores, references, out, name, title=profile.label())
+    print(bench.format_table(written["headline"].to_dict("records"), list(written["headline"].columns)))
+    manifest = {"command": "csnet bench --before-after", "arguments": vars(args) | {"func": None},
+                "environment": bench.environment(), "before": before_after.BEFORE,
+                "runs": {"/".join(map(str, key)): run_id(cfg) for key, cfg in planned.items()},
+                "load_average_at_end": os.getloadavg()[0], "wall_seconds": time.time() - began,
+                "references": references.groupby(["task", "method"])["psnr"].mean().reset_index().to_dict("records")}
+    with atomic_write(out / f"manifest-{name}.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    print(f"\nwritten: {out / name}.* (per-image scores, summary, tests, recognition, figure)")
     return 0
