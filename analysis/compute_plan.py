@@ -24,7 +24,7 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 import pandas as pd
 
@@ -33,7 +33,8 @@ COLUMNS = ("notebook", "models", "new_models", "shared", "in_store", "steps_to_t
 TOTAL = "total"
 FOOTER = ("Training only: evaluation, attribution, cost timings and recognition-only encoders are not in the "
           "minutes. cpu_s_per_step: process CPU seconds per optimiser step, 1 torch thread, measured here; "
-          "wall_minutes = cpu_minutes / jobs (parallel notebooks, one core each).")
+          "wall_minutes = cpu_minutes / jobs (parallel notebooks, one core each), or / the notebook's own "
+          "training processes when it has more.")
 
 
 # ------------------------------------------------------------------------------------ parameters
@@ -53,29 +54,36 @@ def notebook_defaults(path: str | os.PathLike) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- each notebook's models
-# A planner takes (profile, the notebook's resolved parameters) and returns the RunConfigs the notebook
-# asks the store for, in its order, and notes about work outside the store.
+class Work(NamedTuple):
+    """What one notebook trains."""
 
-def _table1(prof, p: Mapping[str, Any]) -> tuple[list, list[str]]:
+    configs: list  # the RunConfigs it asks the store for, in its order (repeats allowed)
+    notes: list[str] = []  # work outside the store, or how it trains
+    workers: int = 1  # processes it trains in at once by itself
+
+
+# A planner takes (profile, the notebook's resolved parameters) and returns its Work.
+
+def _table1(prof, p: Mapping[str, Any]) -> Work:
     from analysis import design, table1
 
     seeds = design.study_seeds(prof, p["seeds"])
     headline = design.headline_seeds(prof, p["headline_seeds"], base=seeds)
     configs = table1.run_configs(prof, seeds, headline, p["tasks"], p["text_encoder"], p["kappa"], p["keep_ratio"],
                                  p["mask_noise"])
-    return list(configs.values()), []
+    return Work(list(configs.values()))
 
 
-def _sensitivity(prof, p: Mapping[str, Any]) -> tuple[list, list[str]]:
+def _sensitivity(prof, p: Mapping[str, Any]) -> Work:
     from analysis import design, sensitivity
 
     seeds = design.study_seeds(prof, p["seeds"])
     configs = sensitivity.run_configs(prof, seeds, p["mechanisms"], p["tasks"], p["text_encoder"], p["kappa"],
                                       p["keep_ratio"])
-    return list(configs.values()), []
+    return Work(list(configs.values()))
 
 
-def _fusion_comparison(prof, p: Mapping[str, Any]) -> tuple[list, list[str]]:
+def _fusion_comparison(prof, p: Mapping[str, Any]) -> Work:
     from analysis import design
     from analysis import fusion_comparison as fc
 
@@ -90,10 +98,10 @@ def _fusion_comparison(prof, p: Mapping[str, Any]) -> tuple[list, list[str]]:
         configs += fc.single_task_configs(prof, sweep_seeds, kappa=p["kappa"], omega=p["keep_ratio"], **common).values()
     points = fc.sweep_points(p["omega_sweep"], p["kappa_sweep"], p["estimators"], kappa=p["kappa"], omega=p["keep_ratio"])
     configs += fc.sweep_configs(prof, sweep_seeds, points, **common).values()
-    return configs, []
+    return Work(configs)
 
 
-def _recognition(prof, p: Mapping[str, Any]) -> tuple[list, list[str]]:
+def _recognition(prof, p: Mapping[str, Any]) -> Work:
     from analysis import design, recognition, recognition_runs
 
     seeds = design.headline_seeds(prof, p["seeds"])
@@ -108,10 +116,10 @@ def _recognition(prof, p: Mapping[str, Any]) -> tuple[list, list[str]]:
     steps = sum(c["steps"] for by_spec in encoders.values() for c in by_spec.values())
     note = (f"also {count} recognition-only image encoders, {steps} optimiser steps in all (an image encoder "
             f"alone each; their cache is not checked and their time is not in the minutes)")
-    return configs, [note]
+    return Work(configs, [note])
 
 
-def _budget(prof, p: Mapping[str, Any]) -> tuple[list, list[str]]:
+def _budget(prof, p: Mapping[str, Any]) -> Work:
     from analysis import budget, design
 
     seeds = design.study_seeds(prof, p["seeds"])
@@ -120,14 +128,18 @@ def _budget(prof, p: Mapping[str, Any]) -> tuple[list, list[str]]:
                                                                          prof.decay_fraction),
                                    prof.warmup_steps, prof.decay_fraction)
     rows = budget.plan(prof, mechanisms, seeds, budgets)  # trunk and branches of each (mechanism, seed)
-    return [budget.budget_config(prof, r.mechanism, r.seed, r.budget, budgets=budgets) for r in rows.itertuples()], []
+    configs = [budget.budget_config(prof, r.mechanism, r.seed, r.budget, budgets=budgets) for r in rows.itertuples()]
+    chains = len(mechanisms) * len(seeds)
+    workers = min(p["train_jobs"] or os.cpu_count() or 1, chains)  # the notebook's own worker processes
+    return Work(configs, [f"trains its {chains} (mechanism, seed) chains in {workers} process(es) at once "
+                          "(train_jobs): its wall minutes are divided by that"], workers)
 
 
-def _nothing(prof, p: Mapping[str, Any]) -> tuple[list, list[str]]:
-    return [], []
+def _nothing(prof, p: Mapping[str, Any]) -> Work:
+    return Work([])
 
 
-PLANNERS: dict[str, Callable[[Any, Mapping[str, Any]], tuple[list, list[str]]]] = {
+PLANNERS: dict[str, Callable[[Any, Mapping[str, Any]], Work]] = {
     "00_data_tour": _nothing,
     "01_table1_channel_misallocation": _table1,
     "02_channel_sensitivity": _sensitivity,
@@ -137,11 +149,11 @@ PLANNERS: dict[str, Callable[[Any, Mapping[str, Any]], tuple[list, list[str]]]] 
 }  # notebook stem → what it trains
 
 
-def notebook_configs(path: str | os.PathLike, profile: str, params: Mapping[str, Any] | None = None
-                     ) -> tuple[list, list[str]]:
-    """The ``RunConfig``\\ s the notebook at ``path`` asks the store for at ``profile`` with its defaults
-    and ``params``, in its order, and notes on work outside the store. A notebook unknown to the plan
-    raises ``ValueError`` naming the known ones; ``reuse_tables=True`` trains nothing."""
+def notebook_work(path: str | os.PathLike, profile: str, params: Mapping[str, Any] | None = None) -> Work:
+    """What the notebook at ``path`` trains at ``profile`` with its defaults and ``params``: the
+    ``RunConfig``\\ s it asks the store for, in its order, notes on work outside the store, and how many
+    processes it trains in. A notebook unknown to the plan raises ``ValueError`` naming the known ones;
+    ``reuse_tables=True`` trains nothing."""
     from csnet.profiles import get_profile
 
     stem = Path(path).stem
@@ -150,7 +162,7 @@ def notebook_configs(path: str | os.PathLike, profile: str, params: Mapping[str,
                          "(add a planner to analysis.compute_plan.PLANNERS)")
     values = {**notebook_defaults(path), **dict(params or {}), "profile": profile}
     if values.get("reuse_tables"):
-        return [], ["reuse_tables=True: re-analyses its committed tables and trains nothing"]
+        return Work([], ["reuse_tables=True: re-analyses its committed tables and trains nothing"])
     return PLANNERS[stem](get_profile(profile), values)
 
 
@@ -213,24 +225,26 @@ def suite_plan(profile: str, only: Iterable[str] | str | None = None, params: Ma
     ``new_models`` (neither finished in the store nor asked for by an earlier notebook of the plan; partial
     runs included), ``shared`` (asked for by an earlier notebook), ``in_store`` (finished),
     ``steps_to_train`` (remaining steps of its new models), ``cpu_s_per_step`` (their step-weighted mean),
-    ``cpu_minutes`` and ``wall_minutes`` (cpu_minutes / ``jobs``). The total's ``models`` counts distinct
-    runs.
+    ``cpu_minutes`` and ``wall_minutes`` (cpu_minutes / ``jobs``, the notebooks run at once, or / the
+    processes the notebook trains in by itself when more: notebook 05's ``train_jobs``). The total's
+    ``models`` counts distinct runs, its ``shared`` the requests an earlier notebook's run serves.
 
     ``params``: notebook parameters, as ``csnet suite run -p`` passes them (every selected notebook must
     declare each). ``seconds_per_step``: a number for every model, a function of the ``RunConfig``, or
     None to measure each architecture with work left (``csnet.train.seconds_per_step``, ``measure_steps``
     timed steps). ``root``: the run store (default ``CSNET_RUNS`` / the user's cache; only read).
 
-    ``.attrs`` holds ``measured`` (one entry per architecture timed or given), ``load_average`` (before
-    and after measuring), ``notes`` (per notebook) and ``store``; :func:`format_plan` prints it all.
+    ``.attrs`` holds ``measured`` (one entry per architecture timed or given), ``load`` (``check_load``
+    before and after measuring; None when nothing was measured), ``notes`` (per notebook) and ``store``;
+    :func:`format_plan` prints it all.
     """
     from csnet import paths
-    from csnet.bench.timing import _load_average
+    from csnet.bench.timing import check_load
     from csnet.profiles import PROFILE_NAMES, run_id
     from csnet.store import DONE_FILE
-    from csnet.train import branch_key
     from csnet.suite import REQUIRED_PARAMETERS, default_notebooks_dir, discover_notebooks, select_notebooks, \
         validate_parameters
+    from csnet.train import branch_key
 
     if profile not in PROFILE_NAMES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
@@ -248,12 +262,12 @@ def suite_plan(profile: str, only: Iterable[str] | str | None = None, params: Ma
         validate_parameters(nb, params)
     root = Path(root) if root is not None else paths.runs_root()
 
-    requested = [(nb.stem, *notebook_configs(nb, profile, params)) for nb in selected]
+    requested = [(nb.stem, notebook_work(nb, profile, params)) for nb in selected]
     state: dict[str, tuple[str, int]] = {}
     trunks: set[tuple[str, int]] = set()
     first_configs = {}
-    for _, configs, _ in requested:
-        for cfg in configs:
+    for _, work in requested:
+        for cfg in work.configs:
             first_configs.setdefault(run_id(cfg), cfg)
     for rid, cfg in first_configs.items():  # trunks this plan trains, with the keep_steps of their first request
         if not (root / rid / DONE_FILE).exists() and cfg.keep_steps:
@@ -262,10 +276,10 @@ def suite_plan(profile: str, only: Iterable[str] | str | None = None, params: Ma
         state[rid] = remaining_steps(cfg, trunks, root)
 
     timer = _timer(seconds_per_step, measure_steps)
-    load_before = _load_average() if seconds_per_step is None else math.nan
+    load_before = check_load(1, allow=True) if seconds_per_step is None else None
     rows, notes, asked_before = [], {}, set()
-    for stem, configs, extra_notes in requested:
-        ids = list(dict.fromkeys(run_id(cfg) for cfg in configs))
+    for stem, work in requested:
+        ids = list(dict.fromkeys(run_id(cfg) for cfg in work.configs))
         shared = [rid for rid in ids if rid in asked_before]
         in_store = [rid for rid in ids if rid not in asked_before and state[rid][0] == "in_store"]
         new = [rid for rid in ids if rid not in asked_before and state[rid][0] != "in_store"]
@@ -274,10 +288,10 @@ def suite_plan(profile: str, only: Iterable[str] | str | None = None, params: Ma
         rows.append({"notebook": stem, "models": len(ids), "new_models": len(new), "shared": len(shared),
                      "in_store": len(in_store), "steps_to_train": steps,
                      "cpu_s_per_step": cpu_s / steps if steps else math.nan,
-                     "cpu_minutes": cpu_s / 60, "wall_minutes": cpu_s / 60 / int(jobs)})
+                     "cpu_minutes": cpu_s / 60, "wall_minutes": cpu_s / 60 / max(int(jobs), work.workers)})
         partial = sum(state[rid][0] == "partial" for rid in new)
         branches = sum(state[rid][0] == "branch" for rid in new)
-        notes[stem] = list(extra_notes) + ([f"{partial} of its new models resume from a checkpoint"] if partial else []) \
+        notes[stem] = list(work.notes) + ([f"{partial} of its new models resume from a checkpoint"] if partial else []) \
             + ([f"{branches} of its new models branch their decay off a trunk"] if branches else [])
         asked_before.update(ids)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -285,12 +299,11 @@ def suite_plan(profile: str, only: Iterable[str] | str | None = None, params: Ma
     total = {"notebook": TOTAL, "models": len(asked_before), "new_models": int(table["new_models"].sum()),
              "shared": int(table["shared"].sum()), "in_store": int(table["in_store"].sum()), "steps_to_train": steps,
              "cpu_s_per_step": cpu_minutes * 60 / steps if steps else math.nan, "cpu_minutes": cpu_minutes,
-             "wall_minutes": cpu_minutes / int(jobs)}
+             "wall_minutes": float(table["wall_minutes"].sum())}
     table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     table.attrs = {"profile": profile, "jobs": int(jobs), "store": str(root), "notes": notes,
                    "measured": timer.measured,
-                   "load_average": {"before": load_before,
-                                    "after": _load_average() if seconds_per_step is None else math.nan}}
+                   "load": None if load_before is None else {"before": load_before, "after": check_load(1, allow=True)}}
     return table
 
 
@@ -343,9 +356,11 @@ def format_plan(table: pd.DataFrame) -> str:
         lines += [f"- {stem}: {note}" for note in notes]
     measured = attrs.get("measured") or []
     if measured:
-        load = attrs.get("load_average") or {}
-        when = ("" if not math.isfinite(load.get("before", math.nan)) else
-                f"; load average {load['before']:g} before, {load['after']:g} after ({os.cpu_count()} cores)")
+        load = attrs.get("load")
+        when = "" if not load else (f"; 1-min load average {load['before']['load_average']:g} before, "
+                                    f"{load['after']['load_average']:g} after, on {os.cpu_count()} cores")
+        if load and (load["before"]["load_override"] or load["after"]["load_override"]):
+            when += " — other work was running: the seconds are likely too high"
         lines += ["", f"Seconds per step by architecture{when}:"]
         lines += [f"  {m['seconds_per_step']:.3g} s ({m['how']}; {m['models']} model(s) to train): {m['architecture']}"
                   for m in measured]

@@ -74,6 +74,10 @@ def test_budget_branches_train_their_decay_only_when_their_trunk_keeps_its_state
     notebook = row(table, "05_training_budget")
     assert notebook["models"] == len(expected) == len(mechanisms) * len(seeds) * len(budgets)
     assert notebook["steps_to_train"] == expected["steps_trained"].sum()  # trunks all steps, branches decay
+    one = row(suite_plan("smoke", only=["05"], params={"train_jobs": 1}, seconds_per_step=1.0), "05_training_budget")
+    assert one["wall_minutes"] == one["cpu_minutes"] == pytest.approx(notebook["steps_to_train"] / 60)
+    two = row(suite_plan("smoke", only=["05"], params={"train_jobs": 2}, seconds_per_step=1.0), "05_training_budget")
+    assert two["wall_minutes"] == pytest.approx(two["cpu_minutes"] / 2)  # its own two training processes
 
     # a trunk finished without keep_steps (as another notebook trains it) leaves no state to branch from
     trunk = budget.budget_config(SMOKE, "none", seeds[0], max(budgets), budgets=budgets)
@@ -114,7 +118,7 @@ def test_seconds_per_step_is_measured_once_per_architecture(store, monkeypatch):
     assert sorted(c.fusion for c in calls) == ["hard_select", "none"]
     assert table.attrs["measured"][0]["how"].startswith("measured")
     assert row(table, "01_table1_channel_misallocation")["cpu_minutes"] == pytest.approx((2 * 20 * 1.0 + 20 * 2.0) / 60)
-    assert math.isfinite(table.attrs["load_average"]["before"])
+    assert math.isfinite(table.attrs["load"]["before"]["load_average"])
     text = format_plan(table)
     assert "load average" in text and "Training only" in text
 
@@ -169,7 +173,7 @@ def test_the_plan_lists_exactly_the_runs_each_notebook_asks_the_store_for(stem, 
     runs in the same order. A cell that goes on to evaluate the recorded runs stops there (they hold no model)."""
     import nbformat
 
-    from analysis.compute_plan import notebook_configs
+    from analysis.compute_plan import notebook_work
     from csnet.suite import PARAMETERS_TAG, default_notebooks_dir
 
     path = default_notebooks_dir() / f"{stem}.ipynb"
@@ -193,5 +197,5 @@ def test_the_plan_lists_exactly_the_runs_each_notebook_asks_the_store_for(stem, 
             exec(compile(source, f"{stem} cell {i}", "exec"), namespace)
         except AttributeError as err:  # evaluating a recorded run: everything before was asked for
             assert "_RecordedRun" in str(err), err
-    planned = [run_id(cfg) for cfg in notebook_configs(path, "smoke")[0]]
+    planned = [run_id(cfg) for cfg in notebook_work(path, "smoke").configs]
     assert asked and list(dict.fromkeys(asked)) == list(dict.fromkeys(planned))
