@@ -151,6 +151,7 @@ def test_dry_run_prints_the_plan_and_trains_nothing(store, tmp_path, capsys):
     assert "01_table1_channel_misallocation" in out and "| total" in out
     assert not store.exists() or not any(store.iterdir())
     assert not results.exists()
+    assert main(["suite", "run", "--profile", "smoke", "--only", "01", "--seconds-per-step", "0.5"]) == 2
 
 
 class _RecordedRun:

@@ -116,6 +116,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.dry_run:
         return _print_plan(args, extra, "run --dry-run")
+    if args.seconds_per_step is not None:
+        print("csnet suite run: --seconds-per-step only goes with --dry-run (a plan); a run measures nothing",
+              file=sys.stderr)
+        return 2
     try:
         result = run_suite(args.profile, only=args.only, jobs=args.jobs, results_root=args.results_root,
                            extra_params=extra, progress=args.progress, notebooks_dir=args.notebooks_dir,
