@@ -143,6 +143,34 @@ def sweep_points(omega_sweep: Sequence[float], kappa_sweep: Sequence[float], est
     return out
 
 
+def run_configs(prof, seeds: Sequence[int], headline: Sequence[int], mechanisms: Sequence[str], *,
+                tasks: Sequence[str], text_encoder: str, kappa: float, omega: float) -> dict:
+    """(mechanism, seed) → ``RunConfig`` of the main comparison: every mechanism at the study's seeds,
+    ``REFERENCE`` and its ``HEADLINE`` opponents also at the headline seeds."""
+    headline_mechanisms = {REFERENCE, *HEADLINE}
+    return {(m, s): configure(prof, m, s, tasks=tasks, text_encoder=text_encoder, kappa=kappa, omega=omega)
+            for s in dict.fromkeys([*seeds, *headline]) for m in mechanisms if s in seeds or m in headline_mechanisms}
+
+
+def single_task_configs(prof, seeds: Sequence[int], *, tasks: Sequence[str], text_encoder: str, kappa: float,
+                        omega: float) -> dict:
+    """("single-task <label>", seed) → ``RunConfig`` of the single-task models (``none`` on one
+    ``single_task_groups`` group) that measure the cost of sharing."""
+    return {(f"single-task {label}", s): configure(prof, "none", s, tasks=group, text_encoder=text_encoder,
+                                                   kappa=kappa, omega=omega)
+            for s in seeds for label, group in single_task_groups(tasks).items()}
+
+
+def sweep_configs(prof, seeds: Sequence[int], points: pd.DataFrame, *, tasks: Sequence[str],
+                  text_encoder: str) -> dict:
+    """(variant, seed) → ``RunConfig`` of hard selection's ablations, one per distinct ``sweep_points``
+    variant (its default point is the main comparison's run)."""
+    variants = points.drop_duplicates("variant").set_index("variant")
+    return {(variant, s): configure(prof, "hard_select", s, tasks=tasks, text_encoder=text_encoder, kappa=row["kappa"],
+                                    omega=row["omega"], estimator=row["estimator"])
+            for s in seeds for variant, row in variants.iterrows()}
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 

@@ -58,6 +58,20 @@ SCALES: dict[str, dict[str, int]] = {
 IMPORTANCE_COLUMNS = ["site", "space", "task", "label", "method", "channel", "importance", "n_images"]
 
 
+def run_configs(prof, seeds: Sequence[int], mechanisms: Sequence[str], tasks: Sequence[str] | None,
+                text_encoder: str | None, kappa: float, keep_ratio: float) -> dict:
+    """(mechanism, seed) → ``RunConfig`` of every model the study probes, seed by seed: the very runs
+    notebook 01 trains (``fusion_comparison.configure``), so the store shares them. ``tasks`` and
+    ``text_encoder`` None: the profile's."""
+    from analysis.fusion_comparison import configure
+
+    tasks = tuple(tasks if tasks is not None else prof.tasks)
+    encoder = text_encoder or prof.text_encoder
+    return {(mechanism, seed): configure(prof, mechanism, seed, tasks=tasks, text_encoder=encoder, kappa=kappa,
+                                         omega=keep_ratio)
+            for seed in seeds for mechanism in mechanisms}
+
+
 def scale(profile: str, **given: int | None) -> dict[str, int]:
     """The sizes for ``profile`` (:data:`SCALES`), with every ``given`` value that is not None kept."""
     if profile not in SCALES:

@@ -49,6 +49,30 @@ def own_condition(label: str) -> str:
     return f"channels for {label}"
 
 
+# ----------------------------------------------------------------------------- the runs
+
+
+def run_configs(prof, seeds: Sequence[int], headline: Sequence[int], tasks: Sequence[str] | None,
+                text_encoder: str | None, kappa: float, keep_ratio: float, mask_noise: float) -> dict:
+    """(variant, seed) → ``RunConfig`` of every model the study trains, in training order: ``hard_select``
+    and the baseline ``none`` at the headline seeds and the study's seeds, and ``hard_select+mask_noise``
+    (the control trained with mask noise) at the study's seeds. ``tasks``/``text_encoder`` None: the
+    profile's. Built by ``fusion_comparison.configure``, so notebooks 02–05 share these runs."""
+    from analysis.fusion_comparison import configure
+
+    tasks = tuple(tasks if tasks is not None else prof.tasks)
+    encoder = text_encoder or prof.text_encoder
+    common = dict(tasks=tasks, text_encoder=encoder, kappa=kappa, omega=keep_ratio)
+    configs = {}
+    for seed in dict.fromkeys([*headline, *seeds]):
+        configs[("hard_select", seed)] = configure(prof, "hard_select", seed, **common)
+        configs[("none", seed)] = configure(prof, "none", seed, **common)
+        if seed in seeds:
+            configs[("hard_select+mask_noise", seed)] = configure(prof, "hard_select", seed, mask_noise=mask_noise,
+                                                                 **common)
+    return configs
+
+
 # ----------------------------------------------------------------------------- channel sets
 
 

@@ -34,7 +34,6 @@ import math
 import multiprocessing
 import os
 import statistics
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -526,25 +525,15 @@ def _share_cores() -> None:
 
 def measure_seconds_per_step(settings: Settings, fusions: Sequence[str], steps: int = 3) -> dict[str, float]:
     """Process CPU seconds per training step (data synthesis included; 1 torch thread), median of
-    ``steps`` steps after one untimed step, of each mechanism at the profile's patch and batch."""
-    import torch
-
-    from csnet.train import Trainer, torch_threads
+    ``steps`` steps after one untimed step, of each mechanism at the profile's patch and batch
+    (``csnet.train.seconds_per_step``)."""
+    from csnet.train import seconds_per_step
 
     choice = initial_choice(settings)
     out = {}
-    with torch_threads(1), torch.random.fork_rng(devices=[]):
-        for fusion in fusions:
-            trial = Trial("plan", fusion, 0, choice.lr, choice.schedule, *choice.patch, choice.selection_start)
-            cfg = dataclasses.replace(run_config_of(trial, settings), steps=steps + 1, warmup_steps=0)
-            trainer = Trainer(cfg)
-            batches = trainer.batches(0)
-            times = []
-            for step in range(steps + 1):
-                began = time.process_time()
-                trainer.train_step(next(batches), step)
-                times.append(time.process_time() - began)
-            out[fusion] = statistics.median(times[1:])
+    for fusion in fusions:
+        trial = Trial("plan", fusion, 0, choice.lr, choice.schedule, *choice.patch, choice.selection_start)
+        out[fusion] = seconds_per_step(run_config_of(trial, settings), steps)
     return out
 
 

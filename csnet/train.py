@@ -686,6 +686,29 @@ def torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
+def seconds_per_step(cfg: RunConfig, steps: int = 3) -> float:
+    """Process CPU seconds per training step of ``cfg`` on the CPU with one torch thread, data synthesis
+    included: the median of ``steps`` timed steps after one untimed step (which pays for first-call
+    allocations). Trains a throw-away copy of ``cfg`` (no warm-up, nothing written); the caller's torch
+    random state is left as it was. Process time, not wall time, so other work on the machine slows it
+    only through shared caches and memory bandwidth (``csnet.bench.timing.check_load`` says how busy it is)."""
+    import dataclasses
+    import statistics
+
+    if int(steps) < 1:
+        raise ValueError(f"steps must be at least 1, got {steps!r}")
+    cfg = dataclasses.replace(cfg, steps=int(steps) + 1, warmup_steps=0, cosine_steps=None, keep_steps=())
+    with torch_threads(1), torch.random.fork_rng(devices=[]):
+        trainer = Trainer(cfg, device="cpu")
+        batches = trainer.batches(0)
+        times = []
+        for step in range(cfg.steps):
+            began = time.process_time()
+            trainer.train_step(next(batches), step)
+            times.append(time.process_time() - began)
+    return statistics.median(times[1:])
+
+
 def milestone_path(run_dir: str | os.PathLike, step: int) -> Path:
     """Weights kept at ``step`` by ``train(..., milestones=...)`` (never pruned)."""
     return Path(run_dir) / f"milestone-{step:08d}.pt"

@@ -1,4 +1,4 @@
-"""``csnet suite``: run the notebook suite headless, list it, strip notebook outputs."""
+"""``csnet suite``: run the notebook suite headless, plan its compute, list it, strip notebook outputs."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,7 @@ import sys
 
 def add_parser(subparsers) -> None:
     suite = subparsers.add_parser(
-        "suite", help="run, list or strip the notebook suite",
+        "suite", help="run, plan, list or strip the notebook suite",
         description="The notebooks in notebooks/NN_*.ipynb, executed through papermill into "
                     "results/<profile>/<notebook>/ (honours CSNET_RESULTS).")
     commands = suite.add_subparsers(dest="suite_command", metavar="SUITE_COMMAND")
@@ -38,7 +38,32 @@ def add_parser(subparsers) -> None:
     run.add_argument("--notebooks-dir", default=None, metavar="DIR",
                      help="notebook folder instead of <project>/notebooks")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the compute plan (as `csnet suite plan`) and stop; nothing runs or trains")
+    run.add_argument("--seconds-per-step", type=float, default=None, metavar="S",
+                     help="with --dry-run: assume S CPU seconds per step instead of measuring")
     run.set_defaults(func=_run)
+
+    plan = commands.add_parser(
+        "plan", help="print the compute plan of a suite run: models, shared models, steps, measured minutes",
+        description="Which models each notebook (or those named by --only) asks the run store for at the "
+                    "profile, how many an earlier notebook or the store already has, the optimiser steps left "
+                    "and their CPU minutes at the seconds per step measured here (1 torch thread, once per "
+                    "architecture). Training only: evaluation, attribution and recognition-only encoders are "
+                    "not timed. Reads the store; trains and writes nothing.")
+    plan.add_argument("--profile", required=True, help="smoke, quick, cpu, paper or gpu")
+    plan.add_argument("--only", action="append", metavar="NOTEBOOK",
+                      help="a notebook's stem, number prefix (01) or file name; repeat for several")
+    plan.add_argument("--jobs", type=int, default=1, metavar="N",
+                      help="notebooks run in parallel: wall minutes = CPU minutes / N (default 1)")
+    plan.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                      help="a notebook parameter, as `csnet suite run -p` takes it")
+    plan.add_argument("--seconds-per-step", type=float, default=None, metavar="S",
+                      help="assume S CPU seconds per step for every model instead of measuring (measuring "
+                           "takes a few CPU seconds per architecture at cpu scale, minutes at paper scale)")
+    plan.add_argument("--notebooks-dir", default=None, metavar="DIR",
+                      help="notebook folder instead of <project>/notebooks")
+    plan.set_defaults(func=_plan)
 
     listing = commands.add_parser("list", help="list the notebooks in run order, with their parameters")
     listing.add_argument("--notebooks-dir", default=None, metavar="DIR")
@@ -52,15 +77,49 @@ def add_parser(subparsers) -> None:
     strip.set_defaults(func=_strip)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from csnet.suite import parse_parameter_value, run_suite
+def _parameters(pairs: list[list[str]], command: str) -> dict | None:
+    """The ``-p KEY VALUE`` pairs as a dict, or None (after saying why) when a key is given twice."""
+    from csnet.suite import parse_parameter_value
 
     extra = {}
-    for key, value in args.parameter:
+    for key, value in pairs:
         if key in extra:
-            print(f"csnet suite run: parameter {key!r} given twice", file=sys.stderr)
-            return 2
+            print(f"csnet suite {command}: parameter {key!r} given twice", file=sys.stderr)
+            return None
         extra[key] = parse_parameter_value(value)
+    return extra
+
+
+def _print_plan(args: argparse.Namespace, extra: dict, command: str) -> int:
+    from analysis.compute_plan import format_plan, suite_plan
+
+    try:
+        table = suite_plan(args.profile, only=args.only, params=extra, jobs=args.jobs,
+                           seconds_per_step=args.seconds_per_step, notebooks_dir=args.notebooks_dir)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"csnet suite {command}: {err}", file=sys.stderr)
+        return 2
+    print(format_plan(table))
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    extra = _parameters(args.parameter, "plan")
+    return 2 if extra is None else _print_plan(args, extra, "plan")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from csnet.suite import run_suite
+
+    extra = _parameters(args.parameter, "run")
+    if extra is None:
+        return 2
+    if args.dry_run:
+        return _print_plan(args, extra, "run --dry-run")
+    if args.seconds_per_step is not None:
+        print("csnet suite run: --seconds-per-step only goes with --dry-run (a plan); a run measures nothing",
+              file=sys.stderr)
+        return 2
     try:
         result = run_suite(args.profile, only=args.only, jobs=args.jobs, results_root=args.results_root,
                            extra_params=extra, progress=args.progress, notebooks_dir=args.notebooks_dir,
