@@ -17,13 +17,15 @@ tables and figures; the notebook only wires them together.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from analysis import stats
+
+if TYPE_CHECKING:  # torch only where a trained run is read, so reading result tables needs no torch
+    import torch
 
 # Published Table I (CSNet paper, Table I; PSNR dB / SSIM; 3-task setting, denoising at σ = 25).
 PAPER_TABLE1 = pd.DataFrame(
@@ -78,6 +80,8 @@ def run_configs(prof, seeds: Sequence[int], headline: Sequence[int], tasks: Sequ
 
 def channel_sets(run, labels: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
     """label → site → (K,) sorted indices the run's text prompt for ``label`` keeps."""
+    import torch
+
     with torch.inference_mode():
         return {label: {site: idx[0] for site, idx in run.model.selected_channels(run.anchor(label)[None]).items()}
                 for label in labels}
@@ -85,6 +89,8 @@ def channel_sets(run, labels: Sequence[str]) -> dict[str, dict[str, torch.Tensor
 
 def random_channel_sets(run, n_draws: int, seed: int) -> list[dict[str, torch.Tensor]]:
     """``n_draws`` random keep-sets, each K of the κĈ expanded channels per site, from ``seed``."""
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
     sites = {name: site.fusion for name, site in run.model.fusion_sites.items() if hasattr(site.fusion, "keep")}
     return [{name: torch.randperm(f.expanded, generator=generator)[: f.keep].sort().values for name, f in sites.items()}
