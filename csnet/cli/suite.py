@@ -1,4 +1,5 @@
-"""``csnet suite``: run the notebook suite headless, plan its compute, list it, strip notebook outputs."""
+"""``csnet suite``: run the notebook suite headless, plan its compute, list it, strip notebook outputs, and
+generate the README's findings from the result folders."""
 from __future__ import annotations
 
 import argparse
@@ -75,6 +76,26 @@ def add_parser(subparsers) -> None:
     strip.add_argument("--check", action="store_true",
                        help="change nothing; exit 1 if any notebook has outputs to strip")
     strip.set_defaults(func=_strip)
+
+    findings = commands.add_parser(
+        "findings", help="the README's findings blocks, generated from the result folders' tables",
+        description="The headline claims of every study under results/<profile>/ (analysis.findings): print "
+                    "the Markdown blocks, or with --write replace the text between the README's "
+                    "<!-- findings:<study> begin/end --> markers; --check exits 1 when a block differs; "
+                    "--snapshot writes the record of the current headline numbers (the first run's).")
+    findings.add_argument("--profile", required=True, help="the results folder's profile (cpu, quick, …)")
+    findings.add_argument("--write", action="store_true", help="update README.md in place")
+    findings.add_argument("--check", action="store_true",
+                          help="change nothing; exit 1 if a README block differs from the files")
+    findings.add_argument("--snapshot", default=None, metavar="PATH",
+                          help="write the headline rows with the commit holding their files to PATH (refuses "
+                               "to overwrite: it is the first run's record) and stop")
+    findings.add_argument("--first-run", default=None, metavar="PATH",
+                          help="the first run's snapshot (default results/<profile>/first_run_headlines.csv)")
+    findings.add_argument("--readme", default=None, metavar="PATH", help="README to update (default: the project's)")
+    findings.add_argument("--results-root", default=None, metavar="DIR",
+                          help="results root instead of CSNET_RESULTS or <project>/results")
+    findings.set_defaults(func=_findings)
 
 
 def _parameters(pairs: list[list[str]], command: str) -> dict | None:
@@ -177,4 +198,39 @@ def _strip(args: argparse.Namespace) -> int:
         return 1 if changed else 0
     for path in changed:
         print(f"stripped {path}")
+    return 0
+
+
+def _findings(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from analysis import findings
+    from csnet.paths import project_root, results_dir
+
+    profile_dir = Path(args.results_root) / args.profile if args.results_root else results_dir(args.profile)
+    readme = Path(args.readme) if args.readme else project_root() / "README.md"
+    snapshot = Path(args.first_run) if args.first_run else profile_dir / findings.SNAPSHOT_NAME
+    if args.write and args.check:
+        print("csnet suite findings: --write and --check exclude each other", file=sys.stderr)
+        return 2
+    try:
+        if args.snapshot:
+            print(f"wrote {findings.write_snapshot(profile_dir, args.snapshot)}")
+            return 0
+        if args.check:
+            differ = findings.check_readme(readme, profile_dir, snapshot)
+            if differ:
+                print(f"{readme}: findings blocks that differ from {profile_dir}: {', '.join(differ)} "
+                      f"(regenerate with `csnet suite findings --profile {args.profile} --write`)", file=sys.stderr)
+            return 1 if differ else 0
+        if args.write:
+            changed = findings.update_readme(readme, profile_dir, snapshot)
+            print(f"updated {readme}: {', '.join(changed)}" if changed else f"{readme} is up to date")
+            return 0
+        for name, text in findings.expected_blocks(profile_dir, snapshot).items():
+            begin, end = findings.markers(name)
+            print(f"{begin}{text}{end}\n")
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"csnet suite findings: {err}", file=sys.stderr)
+        return 2
     return 0
