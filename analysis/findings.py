@@ -124,7 +124,8 @@ def _claims_01(folder: Path) -> list[dict]:
         rows.append(_row(f"01.own_vs_random.{task}",
                          f"own channels − random sets of the same size, {display_name(task)}", "dB", record,
                          source="specificity.csv",
-                         published=table1.paper_value(record["channels"], task) - table1.paper_value(table1.RANDOM, task)))
+                         published=(table1.paper_value(record["channels"], task)
+                                    - table1.paper_value(table1.RANDOM, task))))
     return rows
 
 
@@ -181,7 +182,8 @@ def _claims_03(folder: Path) -> list[dict]:
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
 _SENTENCE_04 = re.compile(
     rf"(?P<recogniser>text anchors: [^;]+?) − (?P<baseline>[^;:]+?) on (?P<scope>all classes|composites): "
-    rf"(?P<estimate>{_NUMBER}) points \((?P<ci>\d+)% CI (?P<lo>{_NUMBER}) to (?P<hi>{_NUMBER}) over seeds and photos\), "
+    rf"(?P<estimate>{_NUMBER}) points \((?P<ci>\d+)% CI (?P<lo>{_NUMBER}) to (?P<hi>{_NUMBER}) "
+    rf"over seeds and photos\), "
     rf"(?:(?P<agree>\d+) of (?P<pairs>\d+) seeds? agree, )?(?P<test>[^;]+?) over (?P<n>\d+) seeds? "
     rf"p (?P<p_sign>[=<]) (?P<p>{_NUMBER}) \(Holm p (?P<holm_sign>[=<]) (?P<holm>{_NUMBER})\): "
     rf"(?P<verdict>different|equivalent within ±[^;]+?|inconclusive(?: \([^)]*\))?)(?=;|\.?$)")
@@ -286,7 +288,8 @@ def _agree(row) -> str:
 
 def _ours(row) -> str:
     unit = row["unit"]
-    return _with_unit(f"{_number(row['estimate'], unit)} [{_number(row['lo'], unit)}, {_number(row['hi'], unit)}]", unit)
+    interval = f"[{_number(row['lo'], unit)}, {_number(row['hi'], unit)}]"
+    return _with_unit(f"{_number(row['estimate'], unit)} {interval}", unit)
 
 
 def _shown_path(path: Path) -> str:
@@ -336,7 +339,8 @@ def _provenance(frame: pd.DataFrame) -> dict:
 def _cell(row) -> str:
     if row is None:
         return "—"
-    return f"{_ours(row)}; {int(row['n_seeds'])} seeds, {str(row['test']).split(' t ')[0]}: {short_verdict(row['verdict'])}"
+    test = str(row["test"]).split(" t ")[0]  # paired / Welch
+    return f"{_ours(row)}; {int(row['n_seeds'])} seeds, {test}: {short_verdict(row['verdict'])}"
 
 
 def changes(first_run: pd.DataFrame, current: pd.DataFrame) -> str:
