@@ -289,3 +289,8 @@ def test_cli_prints_writes_and_checks(synthetic, capsys):
     assert main(common + ["--write"]) == 0 and main(common + ["--check"]) == 0
     assert main(common + ["--snapshot", str(snapshot)]) == 2
     assert "record of the first run" in capsys.readouterr().err
+    snapshot.unlink()
+    assert main(common) == 0
+    out, err = capsys.readouterr()
+    assert "no first-run snapshot" in err and findings.markers("changes")[0] not in out
+    assert main(common + ["--check"]) == 2 and "--snapshot" in capsys.readouterr().err

@@ -227,7 +227,12 @@ def _findings(args: argparse.Namespace) -> int:
             changed = findings.update_readme(readme, profile_dir, snapshot)
             print(f"updated {readme}: {', '.join(changed)}" if changed else f"{readme} is up to date")
             return 0
-        for name, text in findings.expected_blocks(profile_dir, snapshot).items():
+        names = [*findings.STUDIES, findings.CHANGES]
+        if not snapshot.is_file():
+            names.remove(findings.CHANGES)
+            print(f"csnet suite findings: no first-run snapshot at {snapshot}: the changes block is left out",
+                  file=sys.stderr)
+        for name, text in findings.expected_blocks(profile_dir, snapshot, names).items():
             begin, end = findings.markers(name)
             print(f"{begin}{text}{end}\n")
     except (ValueError, FileNotFoundError, FileExistsError) as err:
