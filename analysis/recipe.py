@@ -108,85 +108,7 @@ def time_to_quality(curves: pd.DataFrame, references: pd.DataFrame) -> pd.DataFr
 
 
 # --------------------------------------------------------------------------------------------------
-# The figure
-
-
-def _colours() -> dict[str, Any]:
-    """One colour per mechanism, fixed by its place in ``csnet.models.FUSIONS``."""
-    import seaborn as sns
-
-    from analysis.style import PALETTE
-    from csnet.models import FUSIONS
-
-    palette = sns.color_palette(PALETTE, len(FUSIONS))
-    return dict(zip(FUSIONS, palette))
-
-
-def _per_seed(rows: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Mean validation PSNR over tasks per (value, fusion, seed) at the full budget."""
-    from csnet.recipe import final_rows
-
-    rows = final_rows(rows).copy()
-    rows["shape"] = rows["patch"].astype(int).astype(str) + "x" + rows["batch"].astype(int).astype(str)
-    return rows.groupby([column, "fusion", "seed"], sort=False)["psnr"].mean().reset_index()
-
-
-def recipe_figure(table: pd.DataFrame, title: str = ""):
-    """Validation PSNR (mean over tasks, full budget) against the peak lr per mechanism, line = mean over
-    seeds, band = seed range; then one panel per later stage (points = seed mean, bars = range). The
-    black dashed line / diamonds are the mean over mechanisms, the quantity each stage is chosen by."""
-    from analysis.style import figure, paper_style
-    from csnet.recipe import STAGES, factor_column
-
-    stages = [stage for stage in STAGES if (table["stage"] == stage).any()]
-    if not stages:
-        raise ValueError("the recipe table has no rows to draw")
-    colours = _colours()
-    paper_style()
-    fig, axes = figure("page", height=2.4, ncols=len(stages), squeeze=False, sharey=True)
-    for ax, stage in zip(axes[0], stages):
-        column = factor_column(stage)
-        per_seed = _per_seed(table[table["stage"] == stage], column)
-        fusions = list(dict.fromkeys(per_seed["fusion"]))
-        summary = per_seed.groupby([column, "fusion"], sort=False)["psnr"].agg(["mean", "min", "max"]).reset_index()
-        criterion = summary.groupby(column, sort=False)["mean"].mean()  # equal weight per mechanism
-        if stage == "lr":
-            for fusion in fusions:
-                line = summary[summary["fusion"] == fusion].sort_values("lr")
-                ax.plot(line["lr"], line["mean"], marker="o", color=colours[fusion], label=fusion)
-                ax.fill_between(line["lr"], line["min"], line["max"], color=colours[fusion], alpha=0.25,
-                                linewidth=0)
-            criterion = criterion.sort_index()
-            ax.plot(criterion.index, criterion.to_numpy(), linestyle="--", color="black",
-                    label="mean over mechanisms")
-            ax.set_xscale("log")
-            ax.set_xticks(list(criterion.index), [f"{v:g}" for v in criterion.index])
-            ax.minorticks_off()
-            ax.set_xlabel("peak learning rate")
-        else:
-            values = list(dict.fromkeys(summary[column]))
-            width = 0.8 / max(len(fusions), 1)
-            for k, fusion in enumerate(fusions):
-                part = summary[summary["fusion"] == fusion].set_index(column).reindex(values)
-                x = np.arange(len(values)) - 0.4 + width * (k + 0.5)
-                ax.errorbar(x, part["mean"], yerr=[part["mean"] - part["min"], part["max"] - part["mean"]],
-                            fmt="o", color=colours[fusion], label=fusion, capsize=2)
-            ax.plot(np.arange(len(values)), criterion.reindex(values).to_numpy(), linestyle="none", marker="D",
-                    color="black", label="mean over mechanisms")
-            ax.set_xticks(np.arange(len(values)), [str(v) for v in values])
-            ax.set_xlabel({"schedule": "schedule", "shape": "patch side × batch",
-                           "selection_start": "selection block starts as"}[column])
-        ax.set_title(stage)
-    handles: dict[str, Any] = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
-    order = [label for label in colours if label in handles] + [l for l in handles if l not in colours]
-    fig.legend([handles[label] for label in order], order, loc="outside lower center", ncols=len(order))
-    axes[0][0].set_ylabel("validation PSNR (dB)")
-    if title:
-        fig.suptitle(title)
-    return fig
+# Outputs
 
 
 def write_outputs(table: pd.DataFrame, summary: pd.DataFrame, ttq: pd.DataFrame, folder, name: str,
@@ -201,6 +123,8 @@ def write_outputs(table: pd.DataFrame, summary: pd.DataFrame, ttq: pd.DataFrame,
         "time_to_quality": write_csv(ttq, out / f"{name}_time_to_quality.csv"),
     }
     if not table.empty:
+        from analysis.plots.recipe import recipe_figure
+
         paths["figure"] = out.figure(recipe_figure(table, title), name)
     return paths
 

@@ -79,7 +79,7 @@ class Profile:
     lr: float = 2e-4  # AdamW peak learning rate (PromptIR, CSNet)
     warmup_steps: int = 0  # linear warm-up from 0 to ``lr``, then ``schedule``
     cosine_steps: int | None = None  # cosine horizon; None = ``steps`` (PromptIR stops at 120 of 150)
-    schedule: str = "cosine"  # after warm-up: "cosine" or "wsd" (SCHEDULES); cosine until the recipe sweep
+    schedule: str = "cosine"  # after warm-up: "cosine" (PromptIR's) or "wsd" (SCHEDULES); per profile below
     decay_fraction: float = 0.2  # wsd: the lr decays linearly to 0 over this last fraction of ``steps``
     tasks: tuple[str, ...] = THREE_TASKS  # training tasks (csnet.degrade keys)
     data_source: str = "corpus"  # "corpus", "dead_leaves", "mixed" or a PromptIR-layout root folder
@@ -126,6 +126,12 @@ def _profiles(data_root: str | None) -> dict[str, Profile]:
             # 0.16 + image encoder 0.02 ≈ 0.18 s → ~22 s per model; 48² patches would double it.
             model=dict(dim=8, num_blocks=(1, 1, 1, 2), heads=(1, 1, 2, 2), num_refinement_blocks=1),
             image_encoder=dict(width=16),
+            # The recipe, chosen on validation by `csnet bench --recipe --profile quick` (its own 120 steps, seeds 0
+            # and 1; results/bench/recipe_quick_summary.csv), mean validation PSNR over mechanisms: lr 2e-4 19.58,
+            # 1e-3 20.42, 2e-3 20.72, 4e-3 21.32, 8e-3 20.94 dB; wsd 21.72 against cosine 21.32; 32²×8 21.72,
+            # 16²×32 21.69, 64²×2 21.06; identity start 22.14 against projection 21.93.
+            lr=4e-3,
+            schedule="wsd",
             patch_size=32,
             batch_size=8,
             steps=120,
@@ -138,13 +144,23 @@ def _profiles(data_root: str | None) -> dict[str, Profile]:
             name="cpu",
             description="a serious CPU study: one notebook with 3 seeds in about 75 min on 2 cores",
             meaningful=True,
-            # Measured as for quick: network 0.50 + encoder 0.02 ≈ 0.52 s per step → ~4.5 min per model.
+            # Measured as for quick: network 0.50 + encoder 0.02 ≈ 0.52 s per step → ~4.5 min per model (the
+            # recipe sweep: 0.55 CPU-s per step at 32²×18 with data synthesis, ~4.6 min per 500-step model).
             # Notebook 03 trains ~29 models at 3 seeds, so this is about as large as 75 minutes allow
             # (blocks 1/2/2/2 at 64² patches would be 1.2 s per step).
             model=dict(dim=16, num_blocks=(1, 1, 2, 2), heads=(1, 2, 4, 8), num_refinement_blocks=1),
             image_encoder=dict(width=16),
-            patch_size=48,
-            batch_size=8,
+            # The recipe, chosen on the 5 validation photos by `csnet bench --recipe --profile cpu` (300 steps,
+            # seeds 0 and 1, mean validation PSNR over tasks, seeds, then mechanisms; results/bench/
+            # recipe_cpu_summary.csv). lr: 2e-4 20.80, 1e-3 22.68, 2e-3 22.91, 4e-3 22.58 dB (none alone
+            # peaks at 1e-3, 22.59 against 22.49 at 2e-3; hard_select at 2e-3, 23.32). Schedule at 2e-3: wsd
+            # 23.17 against cosine 22.91 dB (both mechanisms higher). Patch × batch at equal pixels: 32²×18
+            # 23.25, 48²×8 23.17, 96²×2 22.41 dB (32² and 48² within 0.1 dB; the rule picks 32²; 300 steps
+            # cost 165 against 158 CPU seconds). Selection start: see ModelConfig.selection_start.
+            lr=2e-3,
+            schedule="wsd",
+            patch_size=32,
+            batch_size=18,
             steps=cpu_steps,
             warmup_steps=50,
             test_max_images=8,
@@ -160,11 +176,12 @@ def _profiles(data_root: str | None) -> dict[str, Profile]:
             ),
             meaningful=True,
             # The paper's width, heads and FFN expansion (C = 48, 1/2/4/8, 2.66) at the cpu profile's depth and
-            # patches, so that notebook 05's 60 models (5 mechanisms x 3 seeds, trunk + decay branches, 88k
-            # steps) train on one H200 within about 7 minutes. Not measured: at the paper config an H200 ran
-            # ~19 TFLOP/s of training (results/gpu_check_h200, 0.4 s per 7.5-TFLOP step); this model's
-            # ~83 GFLOP step is launch-bound there, so the plan assumes ~5 ms of device time per step with
-            # 15 processes sharing the GPU (several runs at once fill the gaps between small kernels).
+            # its first patches (48²×8; the cpu profile trains 32²×18 since its recipe sweep), so that
+            # notebook 05's 60 models (5 mechanisms x 3 seeds, trunk + decay branches, 88k steps) train on one
+            # H200 within about 7 minutes. Not measured: at the paper config an H200 ran ~19 TFLOP/s of
+            # training (results/gpu_check_h200, 0.4 s per 7.5-TFLOP step); this model's ~83 GFLOP step is
+            # launch-bound there, so the plan assumes ~5 ms of device time per step with 15 processes
+            # sharing the GPU (several runs at once fill the gaps between small kernels).
             model=dict(dim=48, num_blocks=(1, 1, 2, 2), heads=(1, 2, 4, 8), ffn_expansion_factor=2.66,
                        num_refinement_blocks=1),
             image_encoder=dict(width=32),
@@ -172,7 +189,8 @@ def _profiles(data_root: str | None) -> dict[str, Profile]:
             batch_size=8,
             steps=10 * cpu_steps,  # 10x the cpu profile's largest budget (its own steps)
             warmup_steps=250,
-            # lr: the other profiles' (not swept at this width; issue 12's recipe sweep chooses the cpu one)
+            # lr: PromptIR's 2e-4, not swept at this width (the cpu profile's sweep, at C = 16, chose 2e-3; a
+            # 3× wider network is not assumed to take the same rate)
             schedule="wsd",
             test_max_images=8,
             test_max_side=256,

@@ -23,6 +23,7 @@ from analysis import style  # noqa: E402
 from analysis import table1  # noqa: E402
 from analysis.plots import before_after as before_after_plots  # noqa: E402
 from analysis.plots import fusion as fusion_plots  # noqa: E402
+from analysis.plots import recipe as recipe_plots  # noqa: E402
 from analysis.plots import recognition as recognition_plots  # noqa: E402
 from analysis.plots import sensitivity as sensitivity_plots  # noqa: E402
 from analysis.plots import table1 as table1_plots  # noqa: E402
@@ -214,7 +215,21 @@ def figures():
                                  for arm, condition in (("before", "image, whole"), ("after", "image, tiled"))])
     references = pd.DataFrame([{"method": method, "task": t, "psnr": 22.0 + RNG.random()}
                                for t in TASKS for method in ("degraded input", "NL-means (scikit-image)")])
+    recipe_rows = []
+    trials = ([("lr", f, lr, "cosine", 48, 8, "projection") for lr in (2e-4, 1e-3, 2e-3, 4e-3)
+               for f in ("none", "hard_select")]
+              + [("schedule", f, 2e-3, sch, 48, 8, "projection") for sch in ("cosine", "wsd") for f in ("none", "hard_select")]
+              + [("patch", f, 2e-3, "wsd", p, b, "projection") for p, b in ((32, 18), (48, 8), (96, 2))
+                 for f in ("none", "hard_select")]
+              + [("selection_start", f, 2e-3, "wsd", 32, 18, start) for start in ("projection", "identity")
+                 for f in ("hard_select", "soft_gate", "random_select")])
+    for (stage, fusion, lr, schedule, patch, batch, start), seed, task in itertools.product(trials, (0, 1), TASKS):
+        recipe_rows.append({"stage": stage, "fusion": fusion, "seed": seed, "lr": lr, "schedule": schedule,
+                            "patch": patch, "batch": batch, "selection_start": start, "step": 300, "task": task,
+                            "psnr": 22 + RNG.random(), "run": f"{fusion}-{stage}-{lr}-{schedule}-{patch}-{start}-{seed}"})
+    recipe_table = pd.DataFrame(recipe_rows)
     return {
+        "recipe.recipe_figure": lambda: recipe_plots.recipe_figure(recipe_table, title=long_title),
         "before_after.before_after_figure": lambda: before_after_plots.before_after_figure(
             before_after, references, TASKS, MECHANISMS[:5], title=long_title),
         "table1.delta_heatmap": lambda: table1_plots.delta_heatmap(

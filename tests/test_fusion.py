@@ -11,8 +11,19 @@ from csnet.models.fusion import ChannelSelectionBlock, HardSelect, SoftGate, kep
 H, W = 37, 53  # odd on purpose: the network pads to a multiple of 8 and crops back
 
 
-def tiny(fusion: str, **overrides) -> torch.nn.Module:
-    return build_model(ModelConfig.tiny(fusion=fusion, **overrides)).eval()
+def tiny(fusion: str, trained_start: bool = True, **overrides) -> torch.nn.Module:
+    """A tiny network. The default (identity) start zero-initialises each selection block's contraction, so
+    at step 0 no channel reaches the output; with ``trained_start`` the contractions get random weights, as
+    training gives them, so that the selection's semantics (which channels reach the output) can be tested."""
+    model = build_model(ModelConfig.tiny(fusion=fusion, **overrides)).eval()
+    if trained_start:
+        generator = torch.Generator().manual_seed(1)
+        for site in model.fusion_sites.values():
+            if isinstance(site.fusion, ChannelSelectionBlock) and site.fusion.start == "identity":
+                weight = site.fusion.channel_contraction.weight
+                with torch.no_grad():
+                    weight.copy_(0.1 * torch.randn(weight.shape, generator=generator))
+    return model
 
 
 def inputs(batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +118,7 @@ def test_dropped_channels_contribute_nothing(name):
 
 @pytest.mark.parametrize("estimator", ["straight_through", "gumbel"])
 def test_gradients_reach_the_selection_scores(estimator):
-    model = build_model(ModelConfig.tiny(fusion="hard_select", estimator=estimator)).train()
+    model = tiny("hard_select", estimator=estimator).train()  # contraction weights as after some training
     image, prompt = inputs()
     prompt.requires_grad_(True)
     loss = (model(image, prompt) - image).abs().mean()
@@ -117,6 +128,22 @@ def test_gradients_reach_the_selection_scores(estimator):
         assert grad is not None and grad.abs().sum() > 0
         assert site.fusion.channel_expansion.weight.grad.abs().sum() > 0
     assert prompt.grad.abs().sum() > 0
+
+
+def test_identity_start_first_trains_the_contraction():
+    """At step 0 of the identity start nothing passes the zero contraction, so the selection scores get no
+    gradient yet; the contraction does, and after one optimiser step the scores do too."""
+    model = tiny("hard_select", trained_start=False).train()
+    image, prompt = inputs()
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(2):
+        optimiser.zero_grad()
+        (model(image, prompt) - image).abs().mean().backward()
+        site = model.fusion_sites["skip_fusion_level2"].fusion
+        scores_grad = site.channel_selection_layer.weight.grad.abs().sum()
+        assert site.channel_contraction.weight.grad.abs().sum() > 0
+        assert (scores_grad > 0) == (step == 1), step
+        optimiser.step()
 
 
 def test_hard_mask_is_exactly_binary_and_gumbel_keeps_k_in_training():
@@ -230,20 +257,23 @@ def test_identity_start_whole_network_equals_none_at_initialisation(name):
     image, prompt = inputs()
     with torch.no_grad():
         plain = tiny("none")(image, prompt)
-        assert torch.equal(tiny(name, selection_start="identity")(image, prompt), plain)
-        assert not torch.allclose(tiny(name)(image, prompt), plain, atol=1e-3)
+        assert torch.equal(tiny(name, trained_start=False, selection_start="identity")(image, prompt), plain)
+        assert not torch.allclose(tiny(name, selection_start="projection")(image, prompt), plain, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", SELECTING)
 def test_projection_start_is_not_the_identity(name):
-    cfg = ModelConfig.tiny(fusion=name)
-    assert cfg.selection_start == "projection"  # the default until the sweep chooses
+    cfg = ModelConfig.tiny(fusion=name, selection_start="projection")
     fusion = FUSIONS[name].from_config(16, cfg, "skip_fusion_level2").eval()
     features = torch.randn(4, 16, 9, 11)
     _, prompt = inputs(batch=4)
     with torch.no_grad():
         out = fusion(features, prompt)
     assert (out - features).norm() > 0.5 * features.norm()
+
+
+def test_identity_start_is_the_default_the_sweep_chose():
+    assert ModelConfig().selection_start == "identity"  # results/bench/recipe_cpu_summary.csv
 
 
 def test_selection_start_is_checked_by_name():
