@@ -4,7 +4,8 @@ the ones chosen by the recipe sweep, on the validation split (never the test pho
 Two arms of models at the profile's size, both trained by today's code (``TRAINING_VERSION``):
 
 - ``before``: PromptIR's peak lr 2e-4, cosine to 0 at the last step, the channel selection block
-  starting as a projection (``BEFORE``), and P_v computed on the whole test image;
+  starting as a projection (``BEFORE``), the first studies' patches (``BEFORE_SHAPES``: 48² × 8 at cpu),
+  and P_v computed on the whole test image;
 - ``after``: the profile's recipe (``csnet.profiles``, chosen by ``csnet bench --recipe``) and P_v
   from tiles of the training patch size (``csnet.evaluate``'s default).
 
@@ -32,6 +33,8 @@ from analysis import stats
 ARMS = ("before", "after")
 BEFORE = {"lr": 2e-4, "schedule": "cosine", "selection_start": "projection"}
 """The recipe of the first committed cpu studies (lr of PromptIR, cosine, the paper figure's block)."""
+BEFORE_SHAPES = {"cpu": (48, 8)}
+"""Patch side and batch of the first studies where the recipe sweep changed them (else the profile's)."""
 CONDITIONS: dict[str, tuple[str, str]] = {
     "image, whole": ("image", "whole"),  # P_v of the whole image (the first studies' protocol)
     "image, tiled": ("image", "train"),  # P_v averaged over training-size tiles (today's protocol)
@@ -63,9 +66,10 @@ def configs(profile, mechanisms: Sequence[str] = MECHANISMS, seeds: Sequence[int
             else:
                 out[("after", mechanism, seed)] = study_config(prof, mechanism, seed)
             model = {"selection_start": BEFORE["selection_start"]} if mechanism in SELECTING else {}
+            patch, batch = BEFORE_SHAPES.get(prof.name, (prof.patch_size, prof.batch_size))
             out[("before", mechanism, seed)] = study_config(
                 prof, mechanism, seed, lr=BEFORE["lr"], schedule=BEFORE["schedule"], cosine_steps=None,
-                **({"model": model} if model else {}))
+                patch_size=patch, batch_size=batch, **({"model": model} if model else {}))
     return out
 
 

@@ -388,6 +388,13 @@ def branch_step(steps: int, decay_fraction: float) -> int:
     return steps - decay_steps(steps, decay_fraction)
 
 
+def fitting_warmup(warmup_steps: int, steps: int, schedule: str, decay_fraction: float) -> int:
+    """The profile's warm-up shortened to fit a run of ``steps`` (``--steps`` or a sweep's budget): at most
+    ``steps``, and under ``wsd`` at most the step its decay starts (``branch_step``)."""
+    limit = branch_step(steps, decay_fraction) if schedule == "wsd" else steps
+    return max(0, min(warmup_steps, limit))
+
+
 def validate_config(cfg: RunConfig) -> None:
     """Raise ``ValueError`` naming the field and the allowed values when ``cfg`` cannot be trained."""
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.patch_size < 8:

@@ -176,14 +176,15 @@ def run_config_of(trial: Trial, settings: Settings):
     """The ``RunConfig`` of ``trial``: the profile's, with the trial's factors. A factor at its default
     is not written into the config, so that equal models share one run in the store."""
     from csnet.models import SELECTING
-    from csnet.profiles import run_config
+    from csnet.profiles import fitting_warmup, run_config
 
     prof = settings.profile_object()
     overrides: dict[str, Any] = dict(settings.extra)
     overrides.update(lr=trial.lr, patch_size=trial.patch, batch_size=trial.batch)
     if settings.steps:
         overrides["steps"] = settings.steps
-        overrides.setdefault("warmup_steps", min(prof.warmup_steps, settings.steps))
+        overrides.setdefault("warmup_steps", fitting_warmup(prof.warmup_steps, settings.steps, trial.schedule,
+                                                            prof.decay_fraction))
     if trial.schedule != _profile_schedule(prof):
         overrides["schedule"] = trial.schedule
     if trial.fusion in SELECTING and trial.selection_start != _default_selection_start():

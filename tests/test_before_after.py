@@ -27,6 +27,8 @@ def test_the_arms_differ_only_in_the_recipe():
             assert run_id(cfg) == run_id(study_config(prof, mechanism, seed))
     before, after = planned[("before", "hard_select", 0)], planned[("after", "hard_select", 0)]
     assert (before.patch_size, before.batch_size, before.tasks) == (after.patch_size, after.batch_size, after.tasks)
+    cpu_before = before_after.configs("cpu", ["none"], [0])[("before", "none", 0)]
+    assert (cpu_before.patch_size, cpu_before.batch_size, cpu_before.lr) == (48, 8, 2e-4)  # the first cpu studies
 
 
 def _scores(shift_recipe: float, shift_tile: float, seeds=(0, 1, 2, 3, 4)) -> pd.DataFrame:

@@ -203,3 +203,12 @@ def test_schedule_defaults_and_wsd_consistency_are_checked():
         run_config("smoke", schedule="wsd", cosine_steps=30)
     with pytest.raises(ValueError, match="warmup_steps \\(18\\) runs into the decay, which starts at step 16"):
         run_config("smoke", schedule="wsd", warmup_steps=18)
+
+
+def test_fitting_warmup_keeps_a_short_run_valid():
+    from csnet.profiles import fitting_warmup
+
+    assert fitting_warmup(50, 4, "cosine", 0.2) == 4
+    assert fitting_warmup(50, 4, "wsd", 0.2) == 3  # the decay of a 4-step wsd run starts at step 3
+    assert fitting_warmup(50, 500, "wsd", 0.2) == 50
+    run_config("cpu", steps=4, warmup_steps=fitting_warmup(50, 4, "wsd", 0.2))  # valid

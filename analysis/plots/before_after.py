@@ -14,7 +14,7 @@ from analysis import style
 from analysis.before_after import PROTOCOL
 
 LINE_STYLES = ("--", ":", "-.", (0, (5, 1)))
-ARM_LABELS = {"before": "before: lr 2e-4, cosine, image prompt of the whole photo",
+ARM_LABELS = {"before": "before: the first studies' recipe (lr 2e-4, cosine), image prompt of the whole photo",
               "after": "after: the profile's recipe, image prompt of tiles"}
 
 

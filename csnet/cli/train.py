@@ -131,13 +131,15 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 def _config(args: argparse.Namespace):
     """The study's config of (profile, fusion, seed): the very run notebooks 01–04 train and reuse."""
-    from csnet.profiles import get_profile, study_config
+    from csnet.profiles import fitting_warmup, get_profile, study_config
 
     profile = get_profile(args.profile, data_root=args.data_root)
     overrides = parse_overrides(args.overrides)
     if getattr(args, "steps", None) is not None:
         overrides["steps"] = args.steps
-        overrides.setdefault("warmup_steps", min(profile.warmup_steps, args.steps))
+        overrides.setdefault("warmup_steps", fitting_warmup(
+            profile.warmup_steps, args.steps, overrides.get("schedule", profile.schedule),
+            float(overrides.get("decay_fraction", profile.decay_fraction))))
     return profile, study_config(profile, args.fusion, args.seed, **overrides)
 
 
