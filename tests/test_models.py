@@ -17,11 +17,8 @@ def inputs(batch: int = 2, height: int = 37, width: int = 53):
     return torch.rand(batch, 3, height, width, generator=generator), torch.randn(batch, 512, generator=generator)
 
 
-@pytest.mark.parametrize("start", ["identity", "projection"])
-@pytest.mark.parametrize("fusion", list(FUSIONS))
+@pytest.mark.parametrize(("fusion", "start"), [(f, "identity") for f in FUSIONS] + [(f, "projection") for f in SELECTING])
 def test_every_mechanism_runs_forward_and_backward_on_odd_sizes(fusion, start):
-    if start == "projection" and fusion not in SELECTING:
-        pytest.skip("the selection block's start concerns the selecting mechanisms only")
     model = build_model(ModelConfig.tiny(fusion=fusion, heads=(1, 2, 2, 4), selection_start=start)).train()
     image, prompt = inputs()
     prompt.requires_grad_(True)
