@@ -240,24 +240,12 @@ def suite_plan(profile: str, only: Iterable[str] | str | None = None, params: Ma
     """
     from csnet import paths
     from csnet.bench.timing import check_load
-    from csnet.profiles import PROFILE_NAMES, run_id
+    from csnet.profiles import run_id
     from csnet.store import DONE_FILE
-    from csnet.suite import REQUIRED_PARAMETERS, default_notebooks_dir, discover_notebooks, select_notebooks, \
-        validate_parameters
+    from csnet.suite import checked_selection, validate_parameters
     from csnet.train import branch_key
 
-    if profile not in PROFILE_NAMES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
-    if int(jobs) < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs!r}")
-    params = dict(params or {})
-    clash = [k for k in REQUIRED_PARAMETERS if k in params]
-    if clash:
-        raise ValueError(f"{', '.join(clash)} are set by the runner; use the profile argument instead")
-    directory = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
-    selected = select_notebooks(discover_notebooks(directory), only)
-    if not selected:
-        raise FileNotFoundError(f"no NN_name.ipynb notebooks in {directory}")
+    selected, params = checked_selection(profile, only, jobs, params, notebooks_dir)
     for nb in selected:
         validate_parameters(nb, params)
     root = Path(root) if root is not None else paths.runs_root()

@@ -294,6 +294,26 @@ def _relative_to_cwd(path: Path, cwd: Path) -> str:
         return str(path.resolve())
 
 
+def checked_selection(profile: str, only: Iterable[str] | str | None, jobs: int, params: dict | None,
+                      notebooks_dir: str | os.PathLike | None) -> tuple[list[Path], dict]:
+    """The notebooks a suite run (or its compute plan) covers, and its extra parameters, after checking
+    the profile, ``jobs`` and that no parameter is one the runner sets itself."""
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    if int(jobs) < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs!r}")
+    params = dict(params or {})
+    clash = [k for k in REQUIRED_PARAMETERS if k in params]
+    if clash:
+        raise ValueError(f"{', '.join(clash)} are set by the runner; use the profile argument and results_root "
+                         "instead")
+    directory = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
+    selected = select_notebooks(discover_notebooks(directory), only)
+    if not selected:
+        raise FileNotFoundError(f"no NN_name.ipynb notebooks in {directory}")
+    return selected, params
+
+
 def run_suite(profile: str, only: Iterable[str] | str | None = None, jobs: int = 1,
               results_root: str | os.PathLike | None = None, extra_params: dict | None = None,
               progress: bool = True, *, notebooks_dir: str | os.PathLike | None = None,
@@ -310,18 +330,7 @@ def run_suite(profile: str, only: Iterable[str] | str | None = None, jobs: int =
     Every notebook's parameters are checked before any runs. A failing notebook does not stop the
     others; inspect :attr:`SuiteResult.failures`. Writes ``<root>/<profile>/index.md`` at the end.
     """
-    if profile not in PROFILE_NAMES:  # before any kernel starts
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
-    if int(jobs) < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs!r}")
-    directory = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
-    selected = select_notebooks(discover_notebooks(directory), only)
-    if not selected:
-        raise FileNotFoundError(f"no NN_name.ipynb notebooks in {directory}")
-    extra_params = dict(extra_params or {})
-    clash = [k for k in REQUIRED_PARAMETERS if k in extra_params]
-    if clash:
-        raise ValueError(f"{', '.join(clash)} are set by the runner; use the profile argument and results_root instead")
+    selected, extra_params = checked_selection(profile, only, jobs, extra_params, notebooks_dir)  # before any kernel
 
     root = Path(results_root) if results_root is not None else results_dir()
     profile_dir = root / profile

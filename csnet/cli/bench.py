@@ -116,15 +116,9 @@ def _bench(args: argparse.Namespace) -> int:
     tag = f"{device.type}{'-amp' if args.amp else ''}"
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     manifest = {"command": "csnet bench", "arguments": vars(args) | {"func": None}, "environment": bench.environment()}
-    if args.before_after:
+    if args.before_after or args.recipe:
         try:
-            return _before_after(args, out, say)
-        except ValueError as err:
-            print(f"csnet bench: {err}", file=sys.stderr)
-            return 2
-    if args.recipe:
-        try:
-            return _recipe(args, out, say)
+            return (_before_after if args.before_after else _recipe)(args, out, say)
         except ValueError as err:
             print(f"csnet bench: {err}", file=sys.stderr)
             return 2

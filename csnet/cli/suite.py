@@ -6,6 +6,19 @@ import argparse
 import sys
 
 
+def _selection_arguments(parser: argparse.ArgumentParser, jobs_help: str) -> None:
+    """--profile, --only, --jobs and -p: which notebooks at which profile, as `run` and `plan` take them."""
+    from csnet.profiles import PROFILE_NAMES
+
+    parser.add_argument("--profile", required=True, help=", ".join(PROFILE_NAMES))
+    parser.add_argument("--only", action="append", metavar="NOTEBOOK",
+                        help="a notebook's stem, number prefix (01) or file name; repeat for several")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help=jobs_help)
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                        help="an extra notebook parameter (numbers, True/False/None as papermill reads them; "
+                             "'[0, 1, 2]' as a list); every selected notebook must declare it")
+
+
 def add_parser(subparsers) -> None:
     suite = subparsers.add_parser(
         "suite", help="run, plan, list or strip the notebook suite",
@@ -25,13 +38,7 @@ def add_parser(subparsers) -> None:
                     "output_dir, writing results/<profile>/<notebook>/ and results/<profile>/index.md. "
                     "A failing notebook keeps its executed copy; the others still run; the exit status "
                     "is 1 if any failed.")
-    run.add_argument("--profile", required=True, help="smoke, quick, cpu or paper")
-    run.add_argument("--only", action="append", metavar="NOTEBOOK",
-                     help="a notebook's stem, number prefix (01) or file name; repeat for several")
-    run.add_argument("--jobs", type=int, default=1, metavar="N", help="notebooks run in parallel (default 1)")
-    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                     help="an extra notebook parameter (numbers, True/False/None as papermill reads them; "
-                          "'[0, 1, 2]' as a list); every selected notebook must declare it")
+    _selection_arguments(run, jobs_help="notebooks run in parallel (default 1)")
     run.add_argument("--kernel", default=None,
                      help="Jupyter kernel (default: 'csnet' if installed in this environment, else python3)")
     run.add_argument("--results-root", default=None, metavar="DIR",
@@ -52,13 +59,7 @@ def add_parser(subparsers) -> None:
                     "and their CPU minutes at the seconds per step measured here (1 torch thread, once per "
                     "architecture). Training only: evaluation, attribution and recognition-only encoders are "
                     "not timed. Reads the store; trains and writes nothing.")
-    plan.add_argument("--profile", required=True, help="smoke, quick, cpu, paper or gpu")
-    plan.add_argument("--only", action="append", metavar="NOTEBOOK",
-                      help="a notebook's stem, number prefix (01) or file name; repeat for several")
-    plan.add_argument("--jobs", type=int, default=1, metavar="N",
-                      help="notebooks run in parallel: wall minutes = CPU minutes / N (default 1)")
-    plan.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                      help="a notebook parameter, as `csnet suite run -p` takes it")
+    _selection_arguments(plan, jobs_help="notebooks run in parallel: wall minutes = CPU minutes / N (default 1)")
     plan.add_argument("--seconds-per-step", type=float, default=None, metavar="S",
                       help="assume S CPU seconds per step for every model instead of measuring (measuring "
                            "takes a few CPU seconds per architecture at cpu scale, minutes at paper scale)")
