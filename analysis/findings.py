@@ -179,6 +179,7 @@ def _claims_03(folder: Path) -> list[dict]:
     return rows
 
 
+COMPARISONS_04 = "recogniser_comparisons.csv"  # analysis.recognition_stats.recogniser_comparisons, in points
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
 _SENTENCE_04 = re.compile(
     rf"(?P<recogniser>text anchors: [^;]+?) − (?P<baseline>[^;:]+?) on (?P<scope>all classes|composites): "
@@ -190,6 +191,16 @@ _SENTENCE_04 = re.compile(
 
 
 def _claims_04(folder: Path) -> list[dict]:
+    if (folder / COMPARISONS_04).is_file():
+        table = _read(folder, COMPARISONS_04)
+        return [_row(f"04.text_vs_{_slug(record['baseline'].split()[0])}.{_slug(record['scope'])}",
+                     f"{record['recogniser']} − {record['baseline'].split(' (')[0]}, accuracy on {record['scope']}",
+                     "points", record, source=COMPARISONS_04) for record in table.to_dict("records")]
+    return _claims_04_from_sentence(folder)
+
+
+def _claims_04_from_sentence(folder: Path) -> list[dict]:
+    """Study 04 written before its comparisons had a table (the first cpu run): read from the verdict."""
     path = folder / "verdict.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; study 04's recogniser comparisons are read from it")
@@ -224,10 +235,11 @@ def _claims_05(folder: Path) -> list[dict]:
 
 READERS: dict[str, Callable[[Path], list[dict]]] = {
     "01": _claims_01, "02": _claims_02, "03": _claims_03, "04": _claims_04, "05": _claims_05}
-# The files each study's claims are read from (with manifest.json): what a snapshot's commit must hold.
+# The files each study's claims are read from (with manifest.json; 04 from the first present, its table
+# or, before the table existed, its verdict sentence): what a snapshot's commit must hold.
 FILES = {"01": ("paired_comparisons.csv", "specificity.csv"),
          "02": ("mechanism_summary.csv", "mechanism_comparisons.csv"),
-         "03": ("paired_tests.csv",), "04": ("verdict.json",), "05": ("gap_slopes.csv",)}
+         "03": ("paired_tests.csv",), "04": (COMPARISONS_04, "verdict.json"), "05": ("gap_slopes.csv",)}
 
 
 def study_headlines(profile_dir: str | Path, study: str) -> pd.DataFrame:

@@ -36,7 +36,7 @@ def test_notebook04_runs_at_smoke_and_writes_its_outputs(tmp_path, monkeypatch):
         parameters={"profile": "smoke", "output_dir": str(out), "n_boot": 200}, progress_bar=False,
     )
     for name in ("accuracy_by_task_set", "accuracy_by_condition", "zero_shot_held_out_composites", "downstream_psnr",
-                 "claim_vs_measured"):
+                 "claim_vs_measured", "recogniser_comparisons"):
         for ext in table_copies(out, name):
             assert (out / f"{name}.{ext}").is_file(), f"{name}.{ext}"
     for name in ("confusion_closed_set", "confusion_zero_shot", "accuracy_vs_classes", "prompts_pca", "prompts_tsne",
@@ -62,10 +62,14 @@ def test_notebook04_runs_at_smoke_and_writes_its_outputs(tmp_path, monkeypatch):
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["verdict"].endswith(".") and "published" in verdict["paper_claim"]
     assert (growth["n_photos"] > 1).all()  # intervals resample photos, not patches
+    comparisons = pd.read_csv(out / "recogniser_comparisons.csv")  # the verdict's tests, as a table (points)
+    assert len(comparisons) == 4 and (comparisons["unit"] == "points").all()
+    for row in comparisons.itertuples():
+        assert f"− {row.baseline.split(' (')[0]} on {row.scope}: {row.estimate:+.1f} points" in verdict["verdict"]
 
     # Re-analysis of the same folder's tables: nothing trained, the same verdict and accuracy tables.
     before = {name: (out / name).read_text() for name in ("verdict.json", "accuracy_by_task_set.csv",
-                                                          "downstream_psnr.csv")}
+                                                          "downstream_psnr.csv", "recogniser_comparisons.csv")}
     papermill.execute_notebook(
         str(NOTEBOOK), str(tmp_path / "reused.ipynb"), kernel_name=default_kernel(), cwd=str(project_root()),
         parameters={"profile": "smoke", "output_dir": str(out), "n_boot": 200, "reuse_tables": True},

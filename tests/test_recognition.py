@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis import recognition
+from analysis import recognition, recognition_features, recognition_stats
 from csnet import corpus
 from csnet.degrade import degrade
 
@@ -28,29 +28,29 @@ def _synthetic(tasks, per_task, size=32, offset=0):
 
 def test_frequency_features_shape_names_and_finiteness():
     images, _ = _synthetic(["denoise_25", "dehaze"], 2)
-    features = recognition.frequency_features(images)
-    assert features.shape == (4, len(recognition.frequency_feature_names()))
+    features = recognition_features.frequency_features(images)
+    assert features.shape == (4, len(recognition_features.frequency_feature_names()))
     assert np.isfinite(features).all()
-    flat = recognition.frequency_features(torch.full((1, 3, 16, 16), 0.5))  # no AC energy at all
+    flat = recognition_features.frequency_features(torch.full((1, 3, 16, 16), 0.5))  # no AC energy at all
     assert np.isfinite(flat).all()
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
-        recognition.frequency_features(np.zeros((2, 16, 16)))
+        recognition_features.frequency_features(np.zeros((2, 16, 16)))
 
 
 def test_frequency_cues_separate_noise_from_haze_above_chance():
     train_x, train_y = _synthetic(["denoise_25", "dehaze"], 12)
     test_x, test_y = _synthetic(["denoise_25", "dehaze"], 12, offset=500)
-    readout = recognition.fit_readout(recognition.frequency_features(train_x), train_y, seed=0)
-    accuracy = float((readout.predict(recognition.frequency_features(test_x)) == test_y).mean())
+    readout = recognition_features.fit_readout(recognition_features.frequency_features(train_x), train_y, seed=0)
+    accuracy = float((readout.predict(recognition_features.frequency_features(test_x)) == test_y).mean())
     assert accuracy > 0.8  # chance is 0.5
 
 
 def test_noise_flattens_the_spectrum_and_haze_steepens_it():
     clean, _ = _synthetic(["denoise_15"], 1)
     noisy, _ = _synthetic(["denoise_50"], 1)
-    names = recognition.frequency_feature_names()
+    names = recognition_features.frequency_feature_names()
     slope = names.index("spectral_slope")
-    assert recognition.frequency_features(noisy)[0, slope] > recognition.frequency_features(clean)[0, slope]
+    assert recognition_features.frequency_features(noisy)[0, slope] > recognition_features.frequency_features(clean)[0, slope]
 
 
 # ----------------------------------------------------------------------------- linear readout
@@ -61,12 +61,12 @@ def test_linear_readout_recovers_separable_classes_and_refuses_one_class():
     centres = {"a": [0, 0, 0], "b": [4, 0, 0], "c": [0, 4, 0]}
     x = np.concatenate([rng.normal(c, 0.5, size=(20, 3)) for c in centres.values()])
     y = np.repeat(list(centres), 20)
-    readout = recognition.fit_readout(x, y, seed=0)
+    readout = recognition_features.fit_readout(x, y, seed=0)
     assert (readout.predict(x) == y).mean() > 0.95
-    tiny = recognition.fit_readout(x[[0, 20, 40]], y[[0, 20, 40]])  # one example per class: no CV possible
+    tiny = recognition_features.fit_readout(x[[0, 20, 40]], y[[0, 20, 40]])  # one example per class: no CV possible
     assert set(tiny.predict(x)) <= set(centres)
     with pytest.raises(ValueError, match="two classes"):
-        recognition.fit_readout(x[:5], ["a"] * 5)
+        recognition_features.fit_readout(x[:5], ["a"] * 5)
 
 
 def test_implicit_prompt_weights_are_one_softmax_per_site_and_hooks_are_removed():
@@ -75,18 +75,18 @@ def test_implicit_prompt_weights_are_one_softmax_per_site_and_hooks_are_removed(
     model = build_model(ModelConfig(dim=8, num_blocks=(1, 1, 1, 1), heads=(1, 1, 1, 1), num_refinement_blocks=1,
                                     fusion="implicit_prompt"))
     images = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    weights, columns = recognition.implicit_prompt_weights(model, images, batch_size=2)
-    sites = recognition.implicit_sites(model)
+    weights, columns = recognition_features.implicit_prompt_weights(model, images, batch_size=2)
+    sites = recognition_features.implicit_sites(model)
     prompt_len = model.config.implicit_prompt_len
     assert weights.shape == (5, len(sites) * prompt_len) and len(columns) == weights.shape[1]
     np.testing.assert_allclose(weights.reshape(5, len(sites), prompt_len).sum(axis=2), 1.0, rtol=1e-5)
     assert all(not fusion.component_weights._forward_hooks for fusion in sites.values())
-    again, _ = recognition.implicit_prompt_weights(model, images)
+    again, _ = recognition_features.implicit_prompt_weights(model, images)
     np.testing.assert_allclose(weights, again, rtol=1e-5)
     plain = build_model(ModelConfig(dim=8, num_blocks=(1, 1, 1, 1), heads=(1, 1, 1, 1), num_refinement_blocks=1,
                                     fusion="none"))
     with pytest.raises(ValueError, match="implicit_prompt"):
-        recognition.implicit_prompt_weights(plain, images)
+        recognition_features.implicit_prompt_weights(plain, images)
 
 
 # ----------------------------------------------------------------------------- accuracy with CI
@@ -96,7 +96,7 @@ def test_accuracy_table_resamples_seeds_and_photos():
     rows = pd.DataFrame({"recogniser": "r", "patch": [0, 1, 2, 3] * 2, "photo": ["a", "a", "b", "b"] * 2,
                          "seed": [0] * 4 + [1] * 4, "label": "noise",
                          "correct": [True, False, True, True, True, True, True, True]})
-    table = recognition.accuracy_table(rows, ["recogniser"], n_boot=500)
+    table = recognition_stats.accuracy_table(rows, ["recogniser"], n_boot=500)
     assert table.loc[0, "n"] == 4 and table.loc[0, "n_seeds"] == 2 and table.loc[0, "n_photos"] == 2
     assert table.loc[0, "accuracy"] == pytest.approx((0.75 + 1.0) / 2)
     assert table.loc[0, "lo"] <= table.loc[0, "accuracy"] <= table.loc[0, "hi"] <= 1
@@ -104,7 +104,7 @@ def test_accuracy_table_resamples_seeds_and_photos():
 
 def test_confusion_rows_sum_to_one_and_keep_empty_columns():
     rows = pd.DataFrame({"label": ["a", "a", "b"], "predicted": ["a", "b", "b"]})
-    matrix = recognition.confusion(rows, ["a", "b"], ["a", "b", "c"])
+    matrix = recognition_stats.confusion(rows, ["a", "b"], ["a", "b", "c"])
     assert list(matrix.columns) == ["a", "b", "c"]
     np.testing.assert_allclose(matrix.sum(axis=1), 1.0)
     assert matrix.loc["a", "a"] == pytest.approx(0.5)
@@ -121,17 +121,32 @@ def test_recogniser_comparison_and_verdict_work_at_seed_level():
                     "seed": seed, "patch": np.arange(60), "photo": [f"photo{i % 6}" for i in range(60)],
                     "kind": ["single"] * 40 + ["composite"] * 20, "label": "x", "correct": rng.random(60) < p}))
     predictions = pd.concat(frames, ignore_index=True)
-    diff = recognition.recogniser_comparison(predictions[predictions["task_set"] == "3 types"],
+    diff = recognition_stats.recogniser_comparison(predictions[predictions["task_set"] == "3 types"],
                                              "text anchors: t", recognition.FREQUENCY, n_boot=500, mixed=False)
     assert diff["n_seeds"] == 5 and diff["n_images"] == 6 and diff["estimate"] > 0.3
     assert diff["test"] == "paired t over seeds" and diff["p_value"] < 0.001
-    growth = recognition.accuracy_table(predictions, ["recogniser", "task_set", "n_classes"], n_boot=200)
-    sentence = recognition.verdict(predictions, growth, None, None, "text anchors: t", "5 types + 1 composites",
+    growth = recognition_stats.accuracy_table(predictions, ["recogniser", "task_set", "n_classes"], n_boot=200)
+    sentence = recognition_stats.verdict(predictions, growth, None, None, "text anchors: t", "5 types + 1 composites",
                                    n_boot=200, mixed=False)
     assert sentence.startswith("On the 5 types + 1 composites set, text anchors: t recognises") and sentence.endswith(".")
     assert "text anchors: t − frequency cues on composites: +" in sentence
     assert "5 of 5 seeds agree, paired t over 5 seeds" in sentence and "): different" in sentence
     assert "points or more are detected with 80% power" in sentence
+    table = recognition_stats.recogniser_comparisons(predictions, "text anchors: t", "5 types + 1 composites",
+                                                     n_boot=200, mixed=False)
+    assert list(zip(table["baseline"], table["scope"])) == [
+        (recognition.FREQUENCY, "all classes"), (recognition.FREQUENCY, "composites"),
+        (recognition.IMPLICIT, "all classes"), (recognition.IMPLICIT, "composites")]
+    assert (table["unit"] == "points").all() and (table["family_size"] == 4).all()
+    largest = predictions[predictions["task_set"] == "5 types + 1 composites"]
+    fraction = recognition_stats.recogniser_comparison(largest, "text anchors: t", recognition.FREQUENCY,
+                                                       n_boot=200, mixed=False)
+    first = table.iloc[0]
+    for key in ("estimate", "lo", "hi", "seed_sd"):  # the same test in points: × 100, the same resamples
+        assert first[key] == pytest.approx(100 * fraction[key])
+    assert first["p_value"] == pytest.approx(fraction["p_value"])
+    assert first["margin"] == pytest.approx(100 * recognition_stats.HEADLINE_MARGIN)
+    assert f"frequency cues on all classes: {first['estimate']:+.1f} points" in sentence  # the sentence is the table
 
 
 def test_downstream_summary_pairs_prompts_within_a_run():
@@ -139,7 +154,7 @@ def test_downstream_summary_pairs_prompts_within_a_run():
     rows = [{"run": f"r{s}", "seed": s, "task": task, "label": task, "image": f"i{i}",
              "psnr_text_prompt": 30 + i + 0.5 * s, "psnr_image_prompt": 30 + i + 0.5 * s - 0.4 + rng.normal(0, 0.02),
              "correct": True} for s in range(4) for task in ("derain", "dehaze") for i in range(5)]
-    summary = recognition.downstream_summary(pd.DataFrame(rows), n_boot=300, mixed=False)
+    summary = recognition_stats.downstream_summary(pd.DataFrame(rows), n_boot=300, mixed=False)
     assert list(summary["task"]) == ["derain", "dehaze"]
     np.testing.assert_allclose(summary["delta_psnr"], -0.4, atol=0.02)
     assert (summary["verdict"] == "different").all() and (summary["n_seeds"] == 4).all()
@@ -227,7 +242,7 @@ def test_zero_shot_path_predicts_over_the_held_out_labels():
     assert len(only) == 4 and set(only["predicted"]) <= set(held)
     general = rows[rows["evaluation"] == "generalised"]
     assert set(general["predicted"]) <= {"noise", "rain", "haze", *held} and len(general) == len(test)
-    summary = recognition.zero_shot_summary(rows, n_boot=200)
+    summary = recognition_stats.zero_shot_summary(rows, n_boot=200)
     assert {"seen accuracy", "held-out accuracy", "held-out among held-out accuracy"} <= set(summary.columns)
 
 
