@@ -67,7 +67,7 @@ def before_after_figure(summary_table: pd.DataFrame, references: pd.DataFrame, t
         ax.set_xlabel("PSNR (dB)")
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
-    fig.legend(handles, [style.wrap(label, 60) for label in labels], loc="outside lower center", ncols=2,
+    fig.legend(handles, [style.wrap(label, 40) for label in labels], loc="outside lower center", ncols=2,
                title="validation photos; bars: SD over seeds; lines: references on the same photos")
     if title:
         fig.suptitle(style.wrap(title, 80))
