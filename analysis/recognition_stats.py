@@ -105,7 +105,7 @@ def downstream_summary(table: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0
     return stats.add_verdicts(pd.DataFrame(rows), alpha=alpha, unit="dB")
 
 
-COMPARISON_SCOPES = ("all classes", "composites")
+COMPARISON_SCOPES = {"all classes": ("single", "composite"), "composites": ("composite",)}  # scope → kinds
 
 
 def _largest_closed(predictions: pd.DataFrame, largest_set: str) -> pd.DataFrame:
@@ -125,8 +125,8 @@ def recogniser_comparisons(predictions: pd.DataFrame, text_recogniser: str, larg
     points = closed.assign(correct=100.0 * closed["correct"].astype(float))
     rows = []
     for baseline in (FREQUENCY, IMPLICIT):
-        for scope in COMPARISON_SCOPES:
-            frame = points if scope == "all classes" else points[points["kind"] == "composite"]
+        for scope, kinds in COMPARISON_SCOPES.items():
+            frame = points[points["kind"].isin(kinds)]
             result = recogniser_comparison(frame, text_recogniser, baseline, n_boot=n_boot, mixed=mixed,
                                            margin=100.0 * HEADLINE_MARGIN)
             if result is not None:
